@@ -1,0 +1,125 @@
+"""Audit ingestion: every topic in, rows and offsets committed together in PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter
+
+from services.audit.store import AuditStore, AuditStoreError, Record
+from shared.envelope import EnvelopeError, decode
+from shared.kafka import Publisher, PublishError
+from shared.logging import get_logger
+from shared.topics import ALL_TOPICS
+
+log = get_logger("audit")
+CONSUMER = "audit"
+
+ROWS = Counter("audit_rows_inserted_total", "Rows inserted into the audit log")
+DUPLICATES = Counter("audit_duplicates_total", "Messages already in the audit log (redelivered)")
+DEAD_LETTERS = Counter("audit_dead_letters_total", "Unreadable messages sent to the dead-letter topic")
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, continue from the offsets stored in PostgreSQL, not Kafka's."""
+
+    def __init__(self, ingestor: AuditIngestor) -> None:
+        self._ingestor = ingestor
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Nothing to do: offsets are only ever stored with their rows."""
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Seek each partition to its stored next offset, or to the beginning."""
+        await self._ingestor.seek_to_stored(assigned)
+
+
+class AuditIngestor:
+    """Consumes all topics and writes them, with their offsets, in one transaction per batch."""
+
+    def __init__(self, bootstrap: str, store: AuditStore, publisher: Publisher) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=CONSUMER,
+            client_id="audit",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self._stopping = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Subscribe and start the loop."""
+        await self.consumer.start()
+        self.consumer.subscribe(list(ALL_TOPICS), listener=_SeekToStored(self))
+        self.task = asyncio.create_task(self._run(), name="audit-ingest")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand and close."""
+        self._stopping.set()
+        if self.task is not None:
+            await self.task
+        await self.consumer.stop()
+
+    async def seek_to_stored(self, partitions: set[TopicPartition]) -> None:
+        """Position the consumer at the offsets PostgreSQL holds."""
+        while True:
+            try:
+                stored = await self.store.offsets(CONSUMER)
+                break
+            except AuditStoreError:
+                log.exception("cannot read stored offsets; retrying", loop="audit")
+                await asyncio.sleep(1.0)
+        for tp in partitions:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            batches = {}
+            try:
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=1000)
+                if batches:
+                    await self._store(batches)
+            except (AuditStoreError, PublishError, KafkaError):
+                log.exception("audit batch failed; it will be read again", loop="audit")
+                await asyncio.sleep(1.0)
+                for tp, records in batches.items():
+                    if records:
+                        self.consumer.seek(tp, records[0].offset)
+
+    async def _store(self, batches: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
+        rows: list[Record] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for tp, records in batches.items():
+            for rec in records:
+                try:
+                    env = decode(rec.value)
+                except EnvelopeError as exc:
+                    DEAD_LETTERS.inc()
+                    log.warning("unreadable message dead-lettered", reason=str(exc), topic=rec.topic, offset=rec.offset)
+                    await self.publisher.dead_letter(
+                        CONSUMER,
+                        topic=rec.topic,
+                        partition=rec.partition,
+                        offset=rec.offset,
+                        key=rec.key,
+                        value=rec.value,
+                        reason=str(exc),
+                    )
+                    continue
+                rows.append(Record(rec.topic, rec.partition, rec.offset, env))
+            if records:
+                offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
+        inserted = await self.store.write_batch(CONSUMER, rows, offsets)
+        ROWS.inc(inserted)
+        DUPLICATES.inc(len(rows) - inserted)
+        for r in rows:
+            log.debug("audited", event_id=str(r.envelope.event_id), incident_id=str(r.envelope.incident_id))

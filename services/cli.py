@@ -1,0 +1,177 @@
+"""The `escalation` command: local stack, each service, policy tools and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from fastapi import FastAPI
+
+from shared.yamlconfig import ConfigError
+
+app = typer.Typer(help="Escalation management over Kafka.", no_args_is_help=True, add_completion=False)
+stack_app = typer.Typer(help="Run real Kafka and PostgreSQL (and the services) locally, without Docker.")
+policy_app = typer.Typer(help="Check escalation policies.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(policy_app, name="policy")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+# --- local stack -------------------------------------------------------------------------------
+
+
+@stack_app.command("up")
+def stack_up(
+    infra_only: bool = typer.Option(False, "--infra-only", help="Start Kafka and PostgreSQL only."),
+) -> None:
+    """Start Kafka (KRaft), PostgreSQL and the four services; idempotent."""
+    from services.stack.errors import StackError
+    from services.stack.local import LocalStack
+
+    try:
+        timings = LocalStack.from_env().up(with_services=not infra_only, echo=typer.echo)
+    except StackError as exc:
+        _fail(str(exc))
+    typer.echo("stack up in " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop what `up` started, by pid."""
+    from services.stack.local import LocalStack
+
+    for name, was_running in LocalStack.from_env().down().items():
+        typer.echo(f"{name}: {'stopped' if was_running else 'not running'}")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show what runs, with pids and ports."""
+    from services.stack.local import LocalStack
+
+    typer.echo(json.dumps(LocalStack.from_env().status(), indent=2))
+
+
+@stack_app.command("env")
+def stack_env() -> None:
+    """Print the environment the services of the local stack get (for `eval`)."""
+    from services.stack.local import LocalStack
+
+    for key, value in LocalStack.from_env().service_env().items():
+        if key in {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ESCALATION_CONFIG_DIR"} or key.endswith("_PORT"):
+            typer.echo(f"export {key}={value}")
+
+
+# --- services ------------------------------------------------------------------------------------
+
+
+def _serve(asgi: FastAPI, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(asgi, host="0.0.0.0", port=port, log_config=None, timeout_graceful_shutdown=30)  # noqa: S104
+
+
+@app.command()
+def intake() -> None:
+    """Run the intake API (HTTP in, Kafka out)."""
+    from services.intake.app import create_app
+    from shared.logging import configure_logging
+    from shared.settings import IntakeSettings
+
+    settings = IntakeSettings()
+    configure_logging("intake", settings.log_level)
+    _serve(create_app(settings), settings.intake_port)
+
+
+@app.command()
+def escalator() -> None:
+    """Run the escalator (Faust worker)."""
+    import faust
+
+    from services.escalator.app import Escalator
+    from services.escalator.config import load_catalog
+    from shared.kafka import ensure_topics
+    from shared.logging import configure_logging
+    from shared.settings import EscalatorSettings
+
+    settings = EscalatorSettings()
+    configure_logging("escalator", settings.log_level)
+    try:
+        catalog = load_catalog(settings.escalation_config_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    worker = faust.Worker(Escalator(settings, catalog).app, loglevel=settings.log_level, override_logging=False)
+    worker.execute_from_commandline()
+
+
+@app.command()
+def notifier() -> None:
+    """Run the notifier (escalation events in, deliveries out)."""
+    from services.notifier.app import create_app
+    from shared.logging import configure_logging
+    from shared.settings import NotifierSettings
+
+    settings = NotifierSettings()
+    configure_logging("notifier", settings.log_level)
+    _serve(create_app(settings), settings.notifier_port)
+
+
+@app.command()
+def audit() -> None:
+    """Run the audit service (every topic into PostgreSQL, auditor API)."""
+    from services.audit.app import create_app
+    from shared.logging import configure_logging
+    from shared.settings import AuditSettings
+
+    settings = AuditSettings()
+    configure_logging("audit", settings.log_level)
+    _serve(create_app(settings), settings.audit_port)
+
+
+# --- policies and demo -------------------------------------------------------------------------
+
+
+@policy_app.command("check")
+def policy_check(
+    config_dir: Annotated[Path | None, typer.Argument(help="Folder of YAML; default $ESCALATION_CONFIG_DIR.")] = None,
+) -> None:
+    """Validate a configuration folder; errors name the file, line and field."""
+    from services.escalator.config import load_catalog
+
+    folder = config_dir or Path(os.environ.get("ESCALATION_CONFIG_DIR", "config"))
+    try:
+        catalog = load_catalog(folder)
+    except ConfigError as exc:
+        _fail(str(exc))
+    typer.echo(f"{folder}: {len(catalog.services)} services, {len(catalog.policies)} policies: ok")
+
+
+@app.command()
+def demo(
+    receiver_port: int = typer.Option(9999, help="Port of the demo webhook receiver."),
+    timeout: float = typer.Option(120.0, help="Seconds to wait for the escalation."),
+) -> None:
+    """Trigger an incident on the running stack and show it escalate to a local webhook."""
+    from services.demo import run_demo
+
+    sys.exit(asyncio.run(run_demo(receiver_port, timeout, typer.echo)))
+
+
+def main() -> None:
+    """Entry point of the `escalation` command."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Faust adapter of the escalator: commands in, `decide`, state table, timers, events out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.escalator import metrics
+from services.escalator.core.decide import decide
+from services.escalator.core.policy import Catalog
+from services.escalator.core.state import IncidentState
+from services.escalator.timer_index import TimerIndex
+from shared import events as ev
+from shared.envelope import EnvelopeError, decode, new_envelope
+from shared.logging import get_logger
+from shared.settings import EscalatorSettings
+from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS, dead_letter_topic
+
+log = get_logger("escalator")
+
+# Longest the timer loop sleeps without looking at the index (it is woken earlier on arm).
+MAX_TIMER_SLEEP = 1.0
+
+
+class Escalator:
+    """Wires the pure core into one Faust app; one instance per worker process."""
+
+    def __init__(self, settings: EscalatorSettings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.timers = TimerIndex()
+        self._wake = asyncio.Event()
+        self.app = faust.App(
+            "escalator",
+            broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
+            store="memory://",
+            topic_partitions=settings.topic_partitions,
+            topic_replication_factor=1,
+            producer_acks=-1,
+            web_enabled=True,
+            web_port=settings.escalator_port,
+            web_bind="0.0.0.0",  # noqa: S104 - a container port
+            web_in_thread=False,
+            datadir=str(settings.escalator_data_dir),
+            broker_commit_interval=0.5,
+            consumer_auto_offset_reset="earliest",
+            stream_wait_empty=False,
+        )
+        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+        self.commands = self.app.topic(INCIDENT_COMMANDS, **raw)  # type: ignore[arg-type]
+        self.events = self.app.topic(ESCALATION_EVENTS, **raw)  # type: ignore[arg-type]
+        self.dead_letters = self.app.topic(dead_letter_topic("escalator"), **raw)  # type: ignore[arg-type]
+        self.table = self.app.Table(
+            "incident-state",
+            default=None,
+            partitions=settings.topic_partitions,
+            key_type=str,
+            key_serializer="raw",
+            value_serializer="json",
+        )
+        self.app.agent(self.commands, name="process-commands")(self._process)
+        self.app.task(self._timer_loop)
+        self.table.on_recover(self._rebuild_timers)
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        self._register_views()
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def _process(self, stream: StreamT[bytes]) -> None:
+        async for event in stream.events():
+            await self.handle(event)
+
+    async def handle(self, event: EventT[bytes]) -> None:
+        """Apply one command from `incidents.commands` (one writer per incident key)."""
+        message = event.message
+        try:
+            cmd = decode(event.value, message.headers)  # type: ignore[arg-type]
+        except EnvelopeError as exc:
+            await self._dead_letter(event, str(exc))
+            return
+        key = cmd.incident_key
+        stored = self.table.get(key)
+        state = IncidentState.model_validate(stored["state"]) if stored is not None else None
+        policy = None
+        if state is None or not state.is_open:
+            service = cmd.payload.get("service")
+            policy = self.catalog.policy_for(service) if isinstance(service, str) else None
+        now = datetime.now(UTC)
+        decision = decide(policy, state, cmd, now)
+        outcome = "applied" if decision.changed else "ignored"
+        metrics.COMMANDS.labels(cmd.type, outcome).inc()
+        if not decision.changed or decision.state is None:
+            log.debug("command ignored", event_id=str(cmd.event_id), incident_key=key, type=cmd.type)
+            return
+        new_state = decision.state
+        self.table[key] = {"partition": message.partition, "state": new_state.model_dump(mode="json")}
+        for emit in decision.emits:
+            out = new_envelope(
+                emit.type,
+                emit.payload,
+                incident_key=key,
+                occurred_at=now,
+                incident_id=new_state.incident_id,
+                cause=cmd,
+            )
+            await self.events.send(key=key.encode(), value=out.to_json(), headers=out.kafka_headers())
+            metrics.EMITTED.labels(emit.type).inc()
+            log.info(
+                "event emitted",
+                type=emit.type,
+                event_id=str(out.event_id),
+                incident_id=str(new_state.incident_id),
+                incident_key=key,
+                causation_id=str(cmd.event_id),
+            )
+        self._index(key, new_state, message.partition)
+
+    def _index(self, key: str, state: IncidentState, partition: int) -> None:
+        if state.timer is None:
+            self.timers.disarm(key)
+        else:
+            self.timers.arm(key, state.timer.due_at.timestamp(), state.timer.token, partition)
+            self._wake.set()
+        metrics.TIMERS_ARMED.set(len(self.timers))
+
+    async def _dead_letter(self, event: EventT[bytes], reason: str) -> None:
+        msg = event.message
+        metrics.DEAD_LETTERS.inc()
+        log.warning("unreadable command dead-lettered", reason=reason, partition=msg.partition, offset=msg.offset)
+        headers = [
+            ("reason", reason.encode()),
+            ("source", f"{msg.topic}/{msg.partition}/{msg.offset}".encode()),
+        ]
+        await self.dead_letters.send(key=msg.key, value=msg.value, headers=headers)
+
+    # --- timers -----------------------------------------------------------------------------
+
+    async def _rebuild_timers(self) -> None:
+        """After recovery, index every armed deadline of the partitions now assigned here."""
+        active = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == INCIDENT_COMMANDS}
+        self.timers.clear()
+        for key, stored in self.table.items():
+            if stored is None or stored.get("partition") not in active:
+                continue
+            timer = stored["state"].get("timer")
+            if timer is not None:
+                due = datetime.fromisoformat(timer["due_at"]).timestamp()
+                self.timers.arm(key, due, int(timer["token"]), int(stored["partition"]))
+        metrics.TIMERS_ARMED.set(len(self.timers))
+        log.info("timer index rebuilt", timers=len(self.timers), partitions=sorted(active))
+        self._wake.set()
+
+    async def _on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        self.timers.drop_partitions({tp.partition for tp in revoked if tp.topic == INCIDENT_COMMANDS})
+        metrics.TIMERS_ARMED.set(len(self.timers))
+
+    async def _timer_loop(self) -> None:
+        """Send a `timer.fired` command for every due deadline; sleep until the next one."""
+        while not self.app.should_stop:
+            try:
+                await self._fire_due()
+            except Exception:
+                log.exception("timer loop step failed", loop="timers")
+                await asyncio.sleep(0.5)
+            next_due = self.timers.next_due()
+            delay = MAX_TIMER_SLEEP if next_due is None else min(MAX_TIMER_SLEEP, max(0.0, next_due - time.time()))
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def _fire_due(self) -> None:
+        now = time.time()
+        for due in self.timers.pop_due(now):
+            fired = ev.TimerFired(token=due.token, due_at=datetime.fromtimestamp(due.due_at, UTC))
+            stored = self.table.get(due.key)
+            incident_id = uuid.UUID(stored["state"]["incident_id"]) if stored is not None else None
+            env = new_envelope(
+                ev.TIMER_FIRED,
+                fired,
+                incident_key=due.key,
+                occurred_at=datetime.now(UTC),
+                incident_id=incident_id,
+            )
+            await self.commands.send(key=due.key.encode(), value=env.to_json(), headers=env.kafka_headers())
+            metrics.TIMER_LATENESS.observe(max(0.0, now - due.due_at))
+        metrics.TIMERS_ARMED.set(len(self.timers))
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _register_views(self) -> None:
+        escalator = self
+
+        @self.app.page("/healthz")
+        class Health(View):
+            async def get(self, request: Request) -> Response:
+                app = escalator.app
+                recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+                ready = not app.rebalancing and recovery.completed.is_set()
+                body = {"status": "ok" if ready else "starting", "timers": len(escalator.timers)}
+                return self.json(body, status=200 if ready else 503)
+
+        @self.app.page("/metrics")
+        class Metrics(View):
+            async def get(self, request: Request) -> Response:
+                return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+        del Health, Metrics

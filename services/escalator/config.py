@@ -1,0 +1,80 @@
+"""Load the service catalog and policies from the YAML files of ESCALATION_CONFIG_DIR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from services.escalator.core.policy import Catalog, Policy, Service
+from shared.yamlconfig import ConfigError, YamlDocument, load_yaml, yaml_files
+
+SECTIONS = ("services", "policies", "defaults")
+
+
+def _entries(doc: YamlDocument, section: str) -> dict[str, Any]:
+    value = doc.data.get(section) if isinstance(doc.data, dict) else None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(doc.path, doc.line_of((section,)), section, "must be a mapping of id to entry")
+    return value
+
+
+M = TypeVar("M", Service, Policy)
+
+
+def _collect(
+    doc: YamlDocument, section: str, model: type[M], into: dict[str, M], origin: dict[tuple[str, str], YamlDocument]
+) -> None:
+    """Validate every entry of one section of one file into `into`, rejecting ids seen before."""
+    for entry_id, body in _entries(doc, section).items():
+        loc = (section, entry_id)
+        if loc in origin:
+            raise ConfigError(
+                doc.path, doc.line_of(loc), f"{section}.{entry_id}", f"already defined in {origin[loc].path}"
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(doc.path, doc.line_of(loc), f"{section}.{entry_id}", "must be a mapping")
+        try:
+            into[entry_id] = model.model_validate({**body, "id": entry_id})
+        except ValidationError as exc:
+            raise doc.error(exc, loc) from exc
+        origin[loc] = doc
+
+
+def load_catalog(folder: Path) -> Catalog:
+    """Read every YAML file of `folder`; errors name the file, the line and the field."""
+    services: dict[str, Service] = {}
+    policies: dict[str, Policy] = {}
+    origin: dict[tuple[str, str], YamlDocument] = {}
+    default_policy: str | None = None
+    docs = [load_yaml(p) for p in yaml_files(folder)]
+    for doc in docs:
+        if doc.data is None:
+            continue
+        if not isinstance(doc.data, dict):
+            raise ConfigError(doc.path, 1, "", "top level must be a mapping")
+        for key in doc.data:
+            if key not in SECTIONS:
+                raise ConfigError(
+                    doc.path, doc.line_of((key,)), str(key), f"unknown section; use {', '.join(SECTIONS)}"
+                )
+        _collect(doc, "services", Service, services, origin)
+        _collect(doc, "policies", Policy, policies, origin)
+        defaults = _entries(doc, "defaults")
+        if "escalation_policy" in defaults:
+            default_policy = str(defaults["escalation_policy"])
+    for service in services.values():
+        if service.escalation_policy not in policies:
+            doc = origin[("services", service.id)]
+            loc = ("services", service.id, "escalation_policy")
+            raise ConfigError(
+                doc.path, doc.line_of(loc), ".".join(loc), f"unknown policy {service.escalation_policy!r}"
+            )
+    try:
+        return Catalog(services=services, policies=policies, default_policy=default_policy)
+    except ValidationError as exc:
+        where = docs[0].path if docs else folder
+        raise ConfigError(where, None, "", exc.errors()[0]["msg"]) from exc

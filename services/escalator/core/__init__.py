@@ -1,0 +1,1 @@
+"""The pure escalation core: policy model, incident state and `decide`; no I/O, no clock."""

@@ -1,0 +1,55 @@
+"""Request and response bodies of the intake's native API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import Severity
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(min_length=1, max_length=255, description="Service id.", examples=["checkout-api"])
+
+
+class TriggerEvent(_Body):
+    """Report a problem; the same dedup key while open counts as a duplicate."""
+
+    event_action: Literal["trigger"]
+    dedup_key: str | None = Field(None, min_length=1, max_length=255, description="Generated and returned when absent.")
+    summary: str = Field(min_length=1, max_length=1024, examples=["Disk 95% full on db1"])
+    severity: Severity = Field(Severity.ERROR)
+    source: str | None = Field(None, max_length=255)
+    custom_details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AcknowledgeEvent(_Body):
+    """Stop escalating the open incident with this dedup key."""
+
+    event_action: Literal["acknowledge"]
+    dedup_key: str = Field(min_length=1, max_length=255)
+    actor: str | None = Field(None, max_length=255)
+
+
+class ResolveEvent(_Body):
+    """Close the open incident with this dedup key."""
+
+    event_action: Literal["resolve"]
+    dedup_key: str = Field(min_length=1, max_length=255)
+    actor: str | None = Field(None, max_length=255)
+
+
+NativeEvent = Annotated[TriggerEvent | AcknowledgeEvent | ResolveEvent, Field(discriminator="event_action")]
+
+
+class Accepted(BaseModel):
+    """The event is durably in Kafka."""
+
+    status: Literal["accepted"] = "accepted"
+    event_id: uuid.UUID = Field(description="UUIDv7 of the command written to incidents.commands.")
+    incident_key: str
+    dedup_key: str

@@ -1,0 +1,130 @@
+"""Notifier service: consumes escalation events, delivers them, publishes every outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+
+from services.notifier.delivery import Deliverer
+from services.notifier.webhook import WebhookChannel
+from shared import events as ev
+from shared.envelope import Envelope, EnvelopeError, decode
+from shared.http import install_problem_handlers, ops_router
+from shared.kafka import Publisher, PublishError, ensure_topics, make_producer
+from shared.logging import get_logger
+from shared.settings import NotifierSettings
+from shared.topics import ESCALATION_EVENTS, NOTIFICATION_RESULTS
+
+log = get_logger("notifier")
+GROUP = "notifier"
+
+
+class NotifierWorker:
+    """Consume-deliver-commit loop: offsets are committed only after the deliveries finished."""
+
+    def __init__(self, settings: NotifierSettings) -> None:
+        self.settings = settings
+        self.producer = make_producer(settings.kafka_bootstrap_servers, "notifier")
+        self.publisher = Publisher(self.producer)
+        self.consumer = AIOKafkaConsumer(
+            ESCALATION_EVENTS,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=GROUP,
+            client_id="notifier",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        self.deliverer = Deliverer(
+            WebhookChannel(self.http),
+            self._report,
+            settings.notifier_max_attempts,
+            settings.notifier_backoff_base_seconds,
+        )
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.running = False
+
+    async def _report(self, env: Envelope) -> None:
+        await self.publisher.publish(NOTIFICATION_RESULTS, env)
+
+    async def start(self) -> None:
+        """Create topics, connect, and start the loop."""
+        await ensure_topics(self.settings.kafka_bootstrap_servers, self.settings.topic_partitions)
+        await self.producer.start()
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run(), name="notifier-loop")
+        self.running = True
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, commit it, and close (graceful SIGTERM)."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        await self.consumer.stop()
+        await self.producer.stop()
+        await self.http.aclose()
+        self.running = False
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=200)
+                for records in batches.values():
+                    for record in records:
+                        await self._handle(record.topic, record.partition, record.offset, record.key, record.value)
+                if batches:
+                    await self.consumer.commit()
+            except (KafkaError, PublishError):
+                # Nothing of this batch is committed: go back and redo it (receivers dedupe by key).
+                log.exception("notifier loop step failed", loop="notifier")
+                await asyncio.sleep(1.0)
+                try:
+                    await self.consumer.seek_to_committed()
+                except KafkaError:
+                    log.exception("seek to committed offsets failed", loop="notifier")
+
+    async def _handle(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        try:
+            env = decode(value)
+        except EnvelopeError as exc:
+            log.warning("unreadable event dead-lettered", reason=str(exc), partition=partition, offset=offset)
+            await self.publisher.dead_letter(
+                GROUP, topic=topic, partition=partition, offset=offset, key=key, value=value, reason=str(exc)
+            )
+            return
+        if env.type == ev.ESCALATION_STEP_REACHED:
+            await self.deliverer.deliver_step(env)
+
+
+def create_app(settings: NotifierSettings | None = None) -> FastAPI:
+    """Build the notifier's ASGI app; the worker runs in its lifespan."""
+    settings = settings or NotifierSettings()
+    worker = NotifierWorker(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await worker.start()
+        log.info("notifier started", port=settings.notifier_port)
+        try:
+            yield
+        finally:
+            await worker.stop()
+            log.info("notifier stopped")
+
+    async def health() -> dict[str, Any]:
+        loop_ok = worker._task is not None and not worker._task.done()
+        return {"consumer": "ok" if worker.running and loop_ok else "down"}
+
+    app = FastAPI(title="Escalation notifier", version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(ops_router(health))
+    return app

@@ -1,0 +1,110 @@
+"""`escalation stack`: Kafka, PostgreSQL and the four services on this machine, by pid."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.stack import kafka, postgres, processes
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    """The local stack rooted at one state folder (default `.stack` in the project)."""
+
+    root: Path
+    kafka_port: int
+    controller_port: int
+    postgres_port: int
+    config_dir: Path
+
+    @classmethod
+    def from_env(cls) -> LocalStack:
+        """Read folder and ports from the environment (ESCALATION_STACK_DIR, STACK_*_PORT)."""
+        env = os.environ
+        return cls(
+            root=Path(env.get("ESCALATION_STACK_DIR", PROJECT_ROOT / ".stack")).resolve(),
+            kafka_port=int(env.get("STACK_KAFKA_PORT", "19092")),
+            controller_port=int(env.get("STACK_KAFKA_CONTROLLER_PORT", "19093")),
+            postgres_port=int(env.get("STACK_POSTGRES_PORT", str(postgres.DEFAULT_PORT))),
+            config_dir=Path(env.get("ESCALATION_CONFIG_DIR", PROJECT_ROOT / "examples" / "config")).resolve(),
+        )
+
+    @property
+    def kafka(self) -> kafka.KafkaPaths:
+        """Paths and ports of the broker."""
+        return kafka.KafkaPaths(
+            state_dir=self.root / "kafka", port=self.kafka_port, controller_port=self.controller_port
+        )
+
+    @property
+    def postgres(self) -> postgres.PostgresPaths:
+        """Paths and port of the database."""
+        return postgres.PostgresPaths(state_dir=self.root / "postgres", port=self.postgres_port)
+
+    def service_env(self) -> dict[str, str]:
+        """The environment the services run with: the public configuration variables."""
+        env = dict(os.environ)
+        env.setdefault("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{self.kafka_port}")
+        env.setdefault("DATABASE_URL", self.postgres.url)
+        env.setdefault("ESCALATION_CONFIG_DIR", str(self.config_dir))
+        env.setdefault("ESCALATOR_DATA_DIR", str(self.root / "escalator"))
+        for name in processes.SERVICES:
+            env.setdefault(processes.PORT_VARS[name], str(processes.port_of(name, env)))
+        return env
+
+    def service(self, name: str) -> processes.ServiceProcess:
+        """The process record of one service."""
+        return processes.ServiceProcess(name, self.root, processes.port_of(name, self.service_env()))
+
+    def up(self, with_services: bool = True, echo: Callable[[str], None] = print) -> dict[str, float]:
+        """Start everything not running yet; return how long each part took, in seconds."""
+        timings: dict[str, float] = {}
+        t0 = time.monotonic()
+        echo("kafka: fetching jars (cached after the first run) ...")
+        kafka.ensure_jars(self.kafka)
+        timings["kafka jars"] = time.monotonic() - t0
+        t1 = time.monotonic()
+        kafka.write_config(self.kafka)
+        kafka.format_storage(self.kafka)
+        kafka.start(self.kafka)
+        echo("postgres: starting ...")
+        postgres.start(self.postgres)
+        timings["postgres"] = time.monotonic() - t1
+        kafka.wait_ready(self.kafka)
+        timings["kafka"] = time.monotonic() - t1
+        echo(f"kafka ready on 127.0.0.1:{self.kafka_port}, postgres on 127.0.0.1:{self.postgres_port}")
+        if with_services:
+            t2 = time.monotonic()
+            env = self.service_env()
+            for name in processes.SERVICES:
+                processes.start(self.service(name), env)
+            for name in processes.SERVICES:
+                processes.wait_healthy(self.service(name))
+                echo(f"{name}: healthy on port {self.service(name).port}")
+            timings["services"] = time.monotonic() - t2
+        timings["total"] = time.monotonic() - t0
+        return timings
+
+    def down(self) -> dict[str, bool]:
+        """Stop services, then PostgreSQL, then Kafka; return what was running."""
+        result = {name: processes.stop(self.service(name)) for name in reversed(processes.SERVICES)}
+        result["postgres"] = postgres.stop(self.postgres)
+        result["kafka"] = kafka.stop(self.kafka)
+        return result
+
+    def status(self) -> dict[str, object]:
+        """What runs now."""
+        out: dict[str, object] = {
+            "kafka": kafka.status(self.kafka),
+            "postgres": {"pid": postgres.pid(self.postgres), "url": self.postgres.url},
+        }
+        for name in processes.SERVICES:
+            svc = self.service(name)
+            out[name] = {"pid": processes.read_pid(svc.pid_file), "port": svc.port, "log": str(svc.log_file)}
+        return out

@@ -1,0 +1,92 @@
+"""Kafka adapters shared by the services: topic setup, the acknowledged publisher, dead letters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from shared.envelope import Envelope
+from shared.topics import ALL_TOPICS, dead_letter_topic
+
+
+class PublishError(RuntimeError):
+    """Kafka did not acknowledge a write; the caller must not report success."""
+
+
+async def ensure_topics(bootstrap: str, partitions: int, extra: Iterable[str] = (), replication: int = 1) -> None:
+    """Create the project's topics if they do not exist yet (idempotent, safe from every worker)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in (*ALL_TOPICS, *extra) if t not in existing]
+        if wanted:
+            try:
+                await admin.create_topics(
+                    [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in wanted]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+    finally:
+        await admin.close()
+
+
+def make_producer(bootstrap: str, client_id: str, **overrides: object) -> AIOKafkaProducer:
+    """Return a producer that only reports success once every in-sync replica has the write."""
+    options: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 2,
+        "request_timeout_ms": 10_000,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+class Publisher:
+    """Writes envelopes keyed by incident key and waits for Kafka's acknowledgement."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(self, topic: str, env: Envelope) -> None:
+        """Write one envelope; raise PublishError unless Kafka acknowledged it."""
+        try:
+            await self._producer.send_and_wait(
+                topic, value=env.to_json(), key=env.incident_key.encode(), headers=env.kafka_headers()
+            )
+        except KafkaError as exc:
+            raise PublishError(f"Kafka did not acknowledge {env.event_id}: {exc!r}") from exc
+
+    async def dead_letter(
+        self,
+        consumer: str,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+    ) -> None:
+        """Park an unreadable message with the reason, so it is never silently dropped."""
+        record = {
+            "reason": reason,
+            "source_topic": topic,
+            "source_partition": partition,
+            "source_offset": offset,
+            "key": key.decode("utf-8", "replace") if key is not None else None,
+            "value": value.decode("utf-8", "replace") if value is not None else None,
+            "dead_lettered_at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            await self._producer.send_and_wait(dead_letter_topic(consumer), value=json.dumps(record).encode(), key=key)
+        except KafkaError as exc:
+            raise PublishError(f"dead letter for {topic}/{partition}/{offset} failed: {exc!r}") from exc

@@ -1,0 +1,52 @@
+"""Configuration by environment variables: the names are part of the public contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_KAFKA = "127.0.0.1:19092"
+DEFAULT_DATABASE_URL = "postgresql://escalation@127.0.0.1:15432/escalation"
+
+
+class CommonSettings(BaseSettings):
+    """Settings every service reads."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    kafka_bootstrap_servers: str = Field(DEFAULT_KAFKA, description="Kafka bootstrap servers, comma-separated.")
+    escalation_config_dir: Path = Field(
+        Path("config"), description="Folder of YAML: services, policies (and later teams, schedules)."
+    )
+    log_level: str = Field("INFO", description="Log level of the JSON logs.")
+    topic_partitions: int = Field(8, ge=1, description="Partitions of topics created on start.")
+
+
+class IntakeSettings(CommonSettings):
+    """Intake: HTTP in, Kafka out."""
+
+    intake_port: int = Field(8081, description="HTTP port of the intake API.")
+
+
+class EscalatorSettings(CommonSettings):
+    """Escalator: the Faust worker."""
+
+    escalator_port: int = Field(8082, description="HTTP port of the escalator's health and metrics.")
+    escalator_data_dir: Path = Field(Path(".stack/escalator"), description="Faust's local state folder.")
+
+
+class NotifierSettings(CommonSettings):
+    """Notifier: escalation events in, deliveries out."""
+
+    notifier_port: int = Field(8083, description="HTTP port of the notifier's health and metrics.")
+    notifier_max_attempts: int = Field(5, ge=1, description="Delivery attempts before dead-lettering.")
+    notifier_backoff_base_seconds: float = Field(0.5, gt=0, description="First retry delay; doubles.")
+
+
+class AuditSettings(CommonSettings):
+    """Audit: every topic in, PostgreSQL history out, auditor API."""
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="PostgreSQL DSN of the audit store.")
+    audit_port: int = Field(8084, description="HTTP port of the audit API.")
