@@ -32,13 +32,14 @@ def _fail(message: str) -> None:
 @stack_app.command("up")
 def stack_up(
     infra_only: bool = typer.Option(False, "--infra-only", help="Start Kafka and PostgreSQL only."),
+    fresh: bool = typer.Option(False, "--fresh", help="Stop everything and delete its data first."),
 ) -> None:
     """Start Kafka (KRaft), PostgreSQL and the four services; idempotent."""
     from services.stack.errors import StackError
     from services.stack.local import LocalStack
 
     try:
-        timings = LocalStack.from_env().up(with_services=not infra_only, echo=typer.echo)
+        timings = LocalStack.from_env().up(with_services=not infra_only, fresh=fresh, echo=typer.echo)
     except StackError as exc:
         _fail(str(exc))
     typer.echo("stack up in " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))

@@ -63,8 +63,6 @@ class Escalator:
             default=None,
             partitions=settings.topic_partitions,
             key_type=str,
-            key_serializer="raw",
-            value_serializer="json",
         )
         self.app.agent(self.commands, name="process-commands")(self._process)
         self.app.task(self._timer_loop)

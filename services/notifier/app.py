@@ -31,6 +31,14 @@ class NotifierWorker:
 
     def __init__(self, settings: NotifierSettings) -> None:
         self.settings = settings
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.running = False
+
+    async def start(self) -> None:
+        """Create topics, connect, and start the loop (clients need the running event loop)."""
+        settings = self.settings
+        await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
         self.producer = make_producer(settings.kafka_bootstrap_servers, "notifier")
         self.publisher = Publisher(self.producer)
         self.consumer = AIOKafkaConsumer(
@@ -49,20 +57,13 @@ class NotifierWorker:
             settings.notifier_max_attempts,
             settings.notifier_backoff_base_seconds,
         )
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.running = False
-
-    async def _report(self, env: Envelope) -> None:
-        await self.publisher.publish(NOTIFICATION_RESULTS, env)
-
-    async def start(self) -> None:
-        """Create topics, connect, and start the loop."""
-        await ensure_topics(self.settings.kafka_bootstrap_servers, self.settings.topic_partitions)
         await self.producer.start()
         await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name="notifier-loop")
         self.running = True
+
+    async def _report(self, env: Envelope) -> None:
+        await self.publisher.publish(NOTIFICATION_RESULTS, env)
 
     async def stop(self) -> None:
         """Finish the batch in hand, commit it, and close (graceful SIGTERM)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,10 +63,20 @@ class LocalStack:
         """The process record of one service."""
         return processes.ServiceProcess(name, self.root, processes.port_of(name, self.service_env()))
 
-    def up(self, with_services: bool = True, echo: Callable[[str], None] = print) -> dict[str, float]:
-        """Start everything not running yet; return how long each part took, in seconds."""
+    def up(
+        self, with_services: bool = True, fresh: bool = False, echo: Callable[[str], None] = print
+    ) -> dict[str, float]:
+        """Start everything not running yet; return how long each part took, in seconds.
+
+        `fresh` first stops everything and deletes the data (not the jar cache).
+        """
         timings: dict[str, float] = {}
         t0 = time.monotonic()
+        if fresh:
+            self.down()
+            kafka.reset(self.kafka)
+            postgres.reset(self.postgres)
+            shutil.rmtree(self.root / "escalator", ignore_errors=True)
         echo("kafka: fetching jars (cached after the first run) ...")
         kafka.ensure_jars(self.kafka)
         timings["kafka jars"] = time.monotonic() - t0

@@ -1,0 +1,115 @@
+"""The four services as separate processes against the real broker and database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.stack import processes
+from services.webhook_receiver import WebhookReceiver
+from tests.support import free_port, stack_env
+
+# The policy the end-to-end tests run under: one level, reached after ESCALATION_DELAY seconds.
+ESCALATION_DELAY = 3.0
+
+POLICY_YAML = """
+services:
+  e2e-{run}:
+    escalation_policy: one-level
+policies:
+  one-level:
+    levels:
+      - name: infrastructure
+        delay: {delay}s
+        targets:
+          - type: webhook
+            name: infrastructure
+            url: {url}
+"""
+
+
+@dataclass
+class Stack:
+    """Handles on the running services of one test session."""
+
+    state_dir: Path
+    env: dict[str, str]
+    service: str
+    receiver: WebhookReceiver
+
+    def process(self, name: str) -> processes.ServiceProcess:
+        """The process record of one service."""
+        return processes.ServiceProcess(name, self.state_dir, processes.port_of(name, self.env))
+
+    def url(self, name: str) -> str:
+        """Base URL of one service."""
+        return f"http://127.0.0.1:{processes.port_of(name, self.env)}"
+
+    def start(self, name: str) -> None:
+        """Start one service (again) and wait until it is healthy."""
+        processes.start(self.process(name), self.env)
+        processes.wait_healthy(self.process(name))
+
+
+@pytest.fixture(scope="session")
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A real webhook receiver on a free loopback port."""
+    rec = WebhookReceiver()
+    await rec.start()
+    yield rec
+    await rec.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start intake, escalator, notifier and audit as processes; stop them at the end."""
+    kafka, database = stack_env()
+    run = uuid.uuid4().hex[:8]
+    root = tmp_path_factory.mktemp("e2e")
+    config = root / "config"
+    config.mkdir()
+    (config / "e2e.yaml").write_text(POLICY_YAML.format(run=run, delay=ESCALATION_DELAY, url=receiver.url("hook")))
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=kafka,
+        DATABASE_URL=database,
+        ESCALATION_CONFIG_DIR=str(config),
+        ESCALATOR_DATA_DIR=str(root / "escalator"),
+        LOG_LEVEL="INFO",
+    )
+    for name in processes.SERVICES:
+        env[processes.PORT_VARS[name]] = str(free_port())
+    handle = Stack(state_dir=root, env=env, service=f"e2e-{run}", receiver=receiver)
+    try:
+        for name in processes.SERVICES:
+            processes.start(handle.process(name), env)
+        for name in processes.SERVICES:
+            processes.wait_healthy(handle.process(name), timeout=120)
+        yield handle
+    finally:
+        for name in reversed(processes.SERVICES):
+            processes.stop(handle.process(name))
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the services."""
+    async with httpx.AsyncClient(timeout=15) as client:
+        yield client
+
+
+async def timeline(http: httpx.AsyncClient, stack: Stack, incident_id: str) -> list[dict[str, Any]]:
+    """Return the audit timeline of an incident (empty while unknown)."""
+    response = await http.get(f"{stack.url('audit')}/v1/incidents/{incident_id}/timeline")
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    entries: list[dict[str, Any]] = response.json()["entries"]
+    return entries

@@ -1,0 +1,33 @@
+"""Fixtures on the real test stack: a fresh PostgreSQL database per session, the Kafka broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from tests.support import stack_env
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    """A new, empty database on the test PostgreSQL, dropped afterwards."""
+    _, url = stack_env()
+    name = f"it_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base = url.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap servers of the test broker."""
+    bootstrap, _ = stack_env()
+    return bootstrap

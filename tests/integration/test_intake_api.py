@@ -1,0 +1,101 @@
+"""The intake API in-process against the real broker (and an unreachable one)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from services.intake.app import create_app
+from shared.envelope import decode
+from shared.settings import IntakeSettings
+from shared.topics import INCIDENT_COMMANDS
+
+pytestmark = pytest.mark.integration
+
+
+async def _client(bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(IntakeSettings(kafka_bootstrap_servers=bootstrap))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            yield client
+
+
+@pytest.fixture
+async def intake(kafka_bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in _client(kafka_bootstrap):
+        yield client
+
+
+async def test_trigger_is_on_the_topic_when_202_is_answered(intake: httpx.AsyncClient, kafka_bootstrap: str) -> None:
+    dedup = uuid.uuid4().hex
+    response = await intake.post(
+        "/v1/events",
+        json={
+            "event_action": "trigger",
+            "service": "web",
+            "dedup_key": dedup,
+            "summary": "down",
+            "severity": "critical",
+        },
+    )
+    assert response.status_code == 202
+    body = response.json()
+    assert body["incident_key"] == f"web/{dedup}"
+    consumer = AIOKafkaConsumer(INCIDENT_COMMANDS, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        async for record in consumer:
+            if record.key == f"web/{dedup}".encode():
+                env = decode(record.value)
+                break
+    finally:
+        await consumer.stop()
+    assert str(env.event_id) == body["event_id"]
+    assert env.type == "incident.trigger"
+    assert env.payload["severity"] == "critical"
+
+
+async def test_missing_dedup_key_is_generated_and_returned(intake: httpx.AsyncClient) -> None:
+    response = await intake.post("/v1/events", json={"event_action": "trigger", "service": "web", "summary": "x"})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["incident_key"] == f"web/{body['dedup_key']}"
+    assert uuid.UUID(body["dedup_key"]).version == 7
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"event_action": "trigger", "service": "web"}, "trigger.summary"),
+        ({"event_action": "trigger", "service": "web", "summary": "x", "severity": "bad"}, "trigger.severity"),
+        ({"event_action": "acknowledge", "service": "web"}, "acknowledge.dedup_key"),
+        ({"event_action": "explode", "service": "web"}, "event_action"),
+        ({"event_action": "resolve", "service": "", "dedup_key": "k"}, "resolve.service"),
+    ],
+)
+async def test_invalid_event_gets_problem_json_naming_the_field(
+    intake: httpx.AsyncClient, body: dict[str, str], field: str
+) -> None:
+    response = await intake.post("/v1/events", json=body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422
+    assert field in [e["field"] for e in problem["errors"]], problem
+
+
+async def test_unreachable_kafka_answers_503_with_retry_after() -> None:
+    async for client in _client("127.0.0.1:1"):
+        health = await client.get("/healthz")
+        assert health.status_code == 503
+        response = await client.post(
+            "/v1/events", json={"event_action": "trigger", "service": "web", "dedup_key": "k", "summary": "x"}
+        )
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert response.headers["content-type"] == "application/problem+json"

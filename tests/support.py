@@ -1,0 +1,45 @@
+"""Helpers shared by integration and end-to-end tests (no mocks: real Kafka, PostgreSQL, HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """Return a TCP port free on the loopback interface right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def stack_env() -> tuple[str, str]:
+    """Return (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL) of the running test stack."""
+    kafka, database = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("DATABASE_URL")
+    if not kafka or not database:
+        pytest.fail("KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL are unset: run the tests through ./scripts/test")
+    return kafka, database
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str, every: float = 0.2) -> T:
+    """Re-run `check` until it returns something other than None; fail after `timeout` seconds.
+
+    For conditions only observable by asking (a database row, an HTTP resource), not a fixed sleep.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result is not None:
+            return result
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(every)
