@@ -33,16 +33,19 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field(loc: tuple[int | str, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc]
+def _field(error: dict[str, Any]) -> str:
+    parts = [str(p) for p in error.get("loc", ())]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
-    return ".".join(parts) or "body"
+    if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+        # The field at fault is the discriminator itself (e.g. event_action), not the whole body.
+        parts.append(str(error.get("ctx", {}).get("discriminator", "")).strip("'"))
+    return ".".join(p for p in parts if p) or "body"
 
 
 async def _validation_handler(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in exc.errors()]
+    errors = [{"field": _field(e), "message": e.get("msg", "invalid")} for e in exc.errors()]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(422, "Invalid request", detail, errors=errors)
 
