@@ -112,7 +112,9 @@ def escalator() -> None:
         _fail(str(exc))
     asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions))
     asyncio.set_event_loop(asyncio.new_event_loop())
-    worker = faust.Worker(Escalator(settings, catalog).app, loglevel=settings.log_level, override_logging=False)
+    worker = faust.Worker(
+        Escalator(settings, catalog).app, loglevel=settings.log_level, override_logging=False, quiet=True
+    )
     worker.execute_from_commandline()
 
 
