@@ -7,7 +7,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.envelope import Envelope, EnvelopeError
 
@@ -31,6 +31,12 @@ TRIGGER = "incident.trigger"
 ACKNOWLEDGE = "incident.acknowledge"
 RESOLVE = "incident.resolve"
 TIMER_FIRED = "timer.fired"
+ESCALATE = "incident.escalate"
+SNOOZE = "incident.snooze"
+REASSIGN = "incident.reassign"
+ADD_NOTE = "incident.add_note"
+PAUSE_SLA = "incident.pause_sla"
+RESUME_SLA = "incident.resume_sla"
 
 
 class Trigger(_Payload):
@@ -41,6 +47,7 @@ class Trigger(_Payload):
     summary: str = Field(min_length=1, max_length=1024, examples=["Disk 95% full on db1"])
     severity: Severity = Field(Severity.ERROR, examples=["critical"])
     source: str | None = Field(None, max_length=255, examples=["db1.prod"])
+    priority: str | None = Field(None, pattern=r"^P[1-5]$", description="P1..P5; else derived.")
     custom_details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -60,6 +67,53 @@ class Resolve(_Payload):
     actor: str | None = Field(None, max_length=255, examples=["alice"])
 
 
+class _OperatorCommand(_Payload):
+    service: str = Field(min_length=1, max_length=255)
+    dedup_key: str = Field(min_length=1, max_length=255)
+    actor: str | None = Field(None, max_length=255, examples=["alice"])
+
+
+class EscalateNow(_OperatorCommand):
+    """Escalate at once: to the next level, or to a chosen one."""
+
+    to_level: int | None = Field(None, ge=1, description="Level to reach; the next one when absent.")
+
+
+class Snooze(_OperatorCommand):
+    """Silence an incident for a while; it re-triggers when the snooze ends."""
+
+    duration_seconds: float = Field(gt=0, le=7 * 86400)
+
+
+class Reassign(_OperatorCommand):
+    """Hand the incident to another escalation policy or team; escalation restarts there."""
+
+    policy: str | None = Field(None, min_length=1)
+    team: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> Reassign:
+        if (self.policy is None) == (self.team is None):
+            raise ValueError("give exactly one of policy or team")
+        return self
+
+
+class AddNote(_OperatorCommand):
+    """Attach a note to the incident's history."""
+
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class PauseSla(_OperatorCommand):
+    """Stop the SLA clocks (e.g. waiting on the customer)."""
+
+    reason: str | None = Field(None, max_length=1024)
+
+
+class ResumeSla(_OperatorCommand):
+    """Restart paused SLA clocks."""
+
+
 class TimerFired(_Payload):
     """A deadline the escalator set has come; ignored when its token is stale."""
 
@@ -74,14 +128,42 @@ INCIDENT_DEDUPLICATED = "incident.deduplicated"
 INCIDENT_ACKNOWLEDGED = "incident.acknowledged"
 INCIDENT_RESOLVED = "incident.resolved"
 ESCALATION_STEP_REACHED = "escalation.step_reached"
+INCIDENT_REOPENED = "incident.reopened"
+INCIDENT_SNOOZED = "incident.snoozed"
+INCIDENT_REASSIGNED = "incident.reassigned"
+INCIDENT_NOTE_ADDED = "incident.note_added"
+ESCALATION_HELD = "escalation.held"
+ESCALATION_EXHAUSTED = "escalation.exhausted"
+SLA_WARNING = "sla.warning"
+SLA_BREACHED = "sla.breached"
+SLA_PAUSED = "sla.paused"
+SLA_RESUMED = "sla.resumed"
+
+
+TargetType = Literal["webhook", "user", "team", "schedule", "email", "slack", "msteams"]
+_NEEDS_URL = {"webhook", "slack", "msteams"}
 
 
 class Target(_Payload):
-    """Who or what a level notifies."""
+    """Who or what a level notifies: an endpoint (url) or a directory entry (id)."""
 
-    type: Literal["webhook"] = Field(description="Target kind.")
-    url: str = Field(description="Where a webhook target is POSTed.", examples=["http://127.0.0.1:9000/hook"])
+    type: TargetType = Field(description="Target kind.")
+    id: str | None = Field(None, description="User, team or schedule id, or an email address.")
+    url: str | None = Field(None, description="Endpoint of webhook, Slack and Teams targets.")
     name: str | None = Field(None, description="Display name, e.g. the team.", examples=["infrastructure"])
+
+    @model_validator(mode="after")
+    def _addressable(self) -> Target:
+        if self.type in _NEEDS_URL and not self.url:
+            raise ValueError(f"a {self.type} target needs a url")
+        if self.type not in _NEEDS_URL and not self.id:
+            raise ValueError(f"a {self.type} target needs an id")
+        return self
+
+    @property
+    def label(self) -> str:
+        """A readable name for logs and timelines."""
+        return self.name or self.id or self.url or self.type
 
 
 class IncidentOpened(_Payload):
@@ -93,6 +175,8 @@ class IncidentOpened(_Payload):
     severity: Severity
     policy_id: str
     policy_hash: str = Field(description="SHA-256 of the policy snapshot frozen into the incident.")
+    priority: str = Field(examples=["P1"])
+    rule: str | None = Field(None, description="Name of the policy rule that matched the trigger.")
 
 
 class IncidentDeduplicated(_Payload):
@@ -119,10 +203,75 @@ class EscalationStepReached(_Payload):
     step_id: uuid.UUID = Field(description="Deterministic id of (incident, level, cycle).")
     level: int = Field(ge=1)
     cycle: int = Field(ge=0, description="How many times the policy has looped before this step.")
+    level_name: str | None = None
+    kind: Literal["functional", "hierarchical"] = "functional"
+    reason: Literal["timeout", "opened", "rule", "escalate_now", "reopened", "repeat", "reassigned"] = "timeout"
     targets: list[Target]
     service: str
     summary: str
     severity: Severity
+    priority: str = "P3"
+    policy_id: str = ""
+
+
+class IncidentReopened(_Payload):
+    """An acknowledged or snoozed incident went back to triggered."""
+
+    reason: Literal["ack_timeout", "snooze_ended", "escalate_now", "reassigned"]
+
+
+class IncidentSnoozed(_Payload):
+    """Escalation is silenced until the given instant."""
+
+    until: AwareDatetime
+    actor: str | None = None
+
+
+class IncidentReassigned(_Payload):
+    """The incident now follows another policy (snapshot frozen anew)."""
+
+    policy_id: str
+    policy_hash: str
+    team: str | None = None
+    actor: str | None = None
+
+
+class NoteAdded(_Payload):
+    """Somebody wrote a note on the incident."""
+
+    text: str
+    actor: str | None = None
+
+
+class EscalationHeld(_Payload):
+    """A step fell in a maintenance window; it is reached when the window ends."""
+
+    level: int = Field(ge=1)
+    until: AwareDatetime
+    reason: str | None = None
+
+
+class EscalationExhausted(_Payload):
+    """The last level (and every repeat) was reached without acknowledgement."""
+
+    level: int = Field(ge=1)
+    cycle: int = Field(ge=0)
+
+
+class SlaEvent(_Payload):
+    """An SLA clock crossed a warning fraction or its target (fraction 1.0)."""
+
+    clock: Literal["acknowledge", "resolve"]
+    fraction: float = Field(gt=0, le=1)
+    target_seconds: float = Field(gt=0)
+    priority: str
+
+
+class SlaPauseChange(_Payload):
+    """SLA clocks were paused or resumed."""
+
+    actor: str | None = None
+    reason: str | None = None
 
 
 # --- notification results (topic notifications.results) ----------------------------------------
@@ -149,11 +298,27 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     ACKNOWLEDGE: Acknowledge,
     RESOLVE: Resolve,
     TIMER_FIRED: TimerFired,
+    ESCALATE: EscalateNow,
+    SNOOZE: Snooze,
+    REASSIGN: Reassign,
+    ADD_NOTE: AddNote,
+    PAUSE_SLA: PauseSla,
+    RESUME_SLA: ResumeSla,
     INCIDENT_OPENED: IncidentOpened,
     INCIDENT_DEDUPLICATED: IncidentDeduplicated,
     INCIDENT_ACKNOWLEDGED: IncidentAcknowledged,
     INCIDENT_RESOLVED: IncidentResolved,
     ESCALATION_STEP_REACHED: EscalationStepReached,
+    INCIDENT_REOPENED: IncidentReopened,
+    INCIDENT_SNOOZED: IncidentSnoozed,
+    INCIDENT_REASSIGNED: IncidentReassigned,
+    INCIDENT_NOTE_ADDED: NoteAdded,
+    ESCALATION_HELD: EscalationHeld,
+    ESCALATION_EXHAUSTED: EscalationExhausted,
+    SLA_WARNING: SlaEvent,
+    SLA_BREACHED: SlaEvent,
+    SLA_PAUSED: SlaPauseChange,
+    SLA_RESUMED: SlaPauseChange,
     NOTIFICATION_DELIVERED: NotificationResult,
     NOTIFICATION_FAILED: NotificationResult,
 }

@@ -14,7 +14,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.escalator import metrics
-from services.escalator.core.decide import decide
+from services.escalator.core.decide import NEEDS_SNAPSHOT, decide
 from services.escalator.core.policy import Catalog
 from services.escalator.core.state import IncidentState
 from services.escalator.timer_index import TimerIndex
@@ -87,12 +87,13 @@ class Escalator:
         key = cmd.incident_key
         stored = self.table.get(key)
         state = IncidentState.model_validate(stored["state"]) if stored is not None else None
-        policy = None
-        if state is None or not state.is_open:
-            service = cmd.payload.get("service")
-            policy = self.catalog.policy_for(service) if isinstance(service, str) else None
+        service = cmd.payload.get("service")
+        snapshot = None
+        if isinstance(service, str) and cmd.type in NEEDS_SNAPSHOT:
+            is_open = state is not None and state.is_open
+            snapshot = self.catalog.snapshot_for_command(service, cmd.type, cmd.payload, is_open)
         now = datetime.now(UTC)
-        decision = decide(policy, state, cmd, now)
+        decision = decide(snapshot, state, cmd, now)
         outcome = "applied" if decision.changed else "ignored"
         metrics.COMMANDS.labels(cmd.type, outcome).inc()
         if not decision.changed or decision.state is None:
@@ -105,7 +106,7 @@ class Escalator:
                 emit.type,
                 emit.payload,
                 incident_key=key,
-                occurred_at=now,
+                occurred_at=emit.at,
                 incident_id=new_state.incident_id,
                 cause=cmd,
             )

@@ -7,10 +7,11 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from services.escalator.core.calendar import BusinessCalendar
 from services.escalator.core.policy import Catalog, Policy, Service
 from shared.yamlconfig import ConfigError, YamlDocument, load_yaml, yaml_files
 
-SECTIONS = ("services", "policies", "defaults")
+SECTIONS = ("services", "policies", "calendars", "defaults")
 
 
 def _entries(doc: YamlDocument, section: str) -> dict[str, Any]:
@@ -22,7 +23,7 @@ def _entries(doc: YamlDocument, section: str) -> dict[str, Any]:
     return value
 
 
-M = TypeVar("M", Service, Policy)
+M = TypeVar("M", Service, Policy, BusinessCalendar)
 
 
 def _collect(
@@ -48,6 +49,7 @@ def load_catalog(folder: Path) -> Catalog:
     """Read every YAML file of `folder`; errors name the file, the line and the field."""
     services: dict[str, Service] = {}
     policies: dict[str, Policy] = {}
+    calendars: dict[str, BusinessCalendar] = {}
     origin: dict[tuple[str, str], YamlDocument] = {}
     default_policy: str | None = None
     docs = [load_yaml(p) for p in yaml_files(folder)]
@@ -63,6 +65,7 @@ def load_catalog(folder: Path) -> Catalog:
                 )
         _collect(doc, "services", Service, services, origin)
         _collect(doc, "policies", Policy, policies, origin)
+        _collect(doc, "calendars", BusinessCalendar, calendars, origin)
         defaults = _entries(doc, "defaults")
         if "escalation_policy" in defaults:
             default_policy = str(defaults["escalation_policy"])
@@ -73,8 +76,12 @@ def load_catalog(folder: Path) -> Catalog:
             raise ConfigError(
                 doc.path, doc.line_of(loc), ".".join(loc), f"unknown policy {service.escalation_policy!r}"
             )
+        if service.calendar is not None and service.calendar not in calendars:
+            doc = origin[("services", service.id)]
+            loc = ("services", service.id, "calendar")
+            raise ConfigError(doc.path, doc.line_of(loc), ".".join(loc), f"unknown calendar {service.calendar!r}")
     try:
-        return Catalog(services=services, policies=policies, default_policy=default_policy)
+        return Catalog(services=services, policies=policies, calendars=calendars, default_policy=default_policy)
     except ValidationError as exc:
         where = docs[0].path if docs else folder
         raise ConfigError(where, None, "", exc.errors()[0]["msg"]) from exc

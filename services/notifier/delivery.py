@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from services.notifier.webhook import WebhookChannel
+from services.notifier.webhook import DeliveryOutcome, WebhookChannel
 from shared import events as ev
 from shared.envelope import Envelope, new_envelope
 from shared.ids import derived_id
@@ -26,7 +26,7 @@ Report = Callable[[Envelope], Awaitable[None]]
 
 def idempotency_key(step_id: object, target: ev.Target, channel: str) -> str:
     """Return the deterministic key of (step, target, channel): one page per step and target."""
-    return str(derived_id("notification", step_id, target.type, target.url, channel))
+    return str(derived_id("notification", step_id, target.type, target.id, target.url, channel))
 
 
 def webhook_body(env: Envelope, step: ev.EscalationStepReached, target: ev.Target, key: str) -> dict[str, Any]:
@@ -43,7 +43,11 @@ def webhook_body(env: Envelope, step: ev.EscalationStepReached, target: ev.Targe
         "service": step.service,
         "summary": step.summary,
         "severity": step.severity.value,
-        "target": target.name,
+        "target": target.label,
+        "level_name": step.level_name,
+        "kind": step.kind,
+        "priority": step.priority,
+        "reason": step.reason,
         "idempotency_key": key,
     }
 
@@ -66,7 +70,11 @@ class Deliverer:
         key = idempotency_key(step.step_id, target, self._channel.name)
         body = webhook_body(env, step, target, key)
         for attempt in range(1, self._max_attempts + 1):
-            outcome = await self._channel.deliver(target.url, body, key)
+            if target.type != "webhook" or target.url is None:
+                # Directory targets (user, team, schedule) and other channels come with the notifier issue.
+                outcome = DeliveryOutcome(False, False, error=f"no channel delivers {target.type} targets yet")
+            else:
+                outcome = await self._channel.deliver(target.url, body, key)
             final = outcome.delivered or not outcome.retryable or attempt == self._max_attempts
             ATTEMPTS.labels(self._channel.name, "delivered" if outcome.delivered else "failed").inc()
             result = ev.NotificationResult(
