@@ -513,6 +513,8 @@ def decide(snapshot: Snapshot | None, state: IncidentState | None, command: Enve
         if w is not None:
             _run_due(w, now)
         w = handler(w, snapshot, command, now)
+        if w is not None:
+            _run_due(w, now)  # zero delays the command armed are reached in the same decision
     if w is None:
         return Decision(state)
     _retime(w)
