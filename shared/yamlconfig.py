@@ -39,19 +39,22 @@ class YamlDocument:
 
     def error(self, exc: ValidationError, prefix: Loc = ()) -> ConfigError:
         """Turn a pydantic error on (part of) this document into a ConfigError."""
-        first = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelt key shows as "extra" and as "missing": the extra one points at the typo.
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = (*prefix, *(p for p in first["loc"] if isinstance(p, str | int)))
         return ConfigError(self.path, self.line_of(loc), ".".join(str(p) for p in loc), first["msg"])
 
 
 def _convert(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path) -> Any:
-    lines[loc] = node.start_mark.line + 1
+    lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node))
             if key in out:
                 raise ConfigError(path, key_node.start_mark.line + 1, ".".join(map(str, (*loc, key))), "duplicate key")
+            lines[(*loc, key)] = key_node.start_mark.line + 1  # an entry is where its key is written
             out[key] = _convert(value_node, (*loc, key), lines, path)
         return out
     if isinstance(node, yaml.SequenceNode):

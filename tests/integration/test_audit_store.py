@@ -34,7 +34,13 @@ def _trigger(key: str, at: datetime) -> Envelope:
 
 def _opened(trigger: Envelope, at: datetime) -> Envelope:
     payload = ev.IncidentOpened(
-        service="db", dedup_key="k", summary="disk full", severity=ev.Severity.ERROR, policy_id="p", policy_hash="h"
+        service="db",
+        dedup_key="k",
+        summary="disk full",
+        severity=ev.Severity.ERROR,
+        policy_id="p",
+        policy_hash="h",
+        priority="P2",
     )
     return new_envelope(
         ev.INCIDENT_OPENED,

@@ -27,5 +27,6 @@ def test_round_robin_pages_one_noc_engineer_per_cycle_and_alternates(sim: Simula
     assert len(noc) >= 3  # repeat: forever
     names = [s.payload["targets"][0]["name"] for s in noc]
     assert all(len(s.payload["targets"]) == 1 for s in noc)
-    assert names[0] != names[1] and names[0] == names[2]
+    assert names[0] != names[1]
+    assert names[0] == names[2]
     assert set(names) == {"noc-a", "noc-b"}
