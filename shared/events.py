@@ -212,6 +212,9 @@ class EscalationStepReached(_Payload):
     severity: Severity
     priority: str = "P3"
     policy_id: str = ""
+    due_at: AwareDatetime | None = Field(
+        None, description="The instant the policy set for this step; occurred_at is when it was taken."
+    )
 
 
 class IncidentReopened(_Payload):

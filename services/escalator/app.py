@@ -106,7 +106,7 @@ class Escalator:
                 emit.type,
                 emit.payload,
                 incident_key=key,
-                occurred_at=emit.at,
+                occurred_at=max(now, emit.at),  # when it was decided; the policy's instant is in the payload
                 incident_id=new_state.incident_id,
                 cause=cmd,
             )

@@ -135,6 +135,7 @@ def _reach(w: _Work, level_no: int, cycle: int, at: datetime, reason: str) -> No
             severity=state.severity,
             priority=state.priority.value,
             policy_id=policy.id,
+            due_at=at,
         ),
         at,
     )
