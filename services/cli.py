@@ -112,10 +112,18 @@ def escalator() -> None:
         _fail(str(exc))
     asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions))
     asyncio.set_event_loop(asyncio.new_event_loop())
-    worker = faust.Worker(
-        Escalator(settings, catalog).app, loglevel=settings.log_level, override_logging=False, quiet=True
-    )
-    worker.execute_from_commandline()
+    # The worker's own console output (banner, terminal escapes) is not log data: logs go to
+    # stdout as JSON through the logging handler configured above.
+    with open(os.devnull, "w") as console:
+        worker = faust.Worker(
+            Escalator(settings, catalog).app,
+            loglevel=settings.log_level,
+            override_logging=False,
+            quiet=True,
+            stdout=console,
+            stderr=console,
+        )
+        worker.execute_from_commandline()
 
 
 @app.command()

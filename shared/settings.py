@@ -35,6 +35,12 @@ class EscalatorSettings(CommonSettings):
 
     escalator_port: int = Field(8082, description="HTTP port of the escalator's health and metrics.")
     escalator_data_dir: Path = Field(Path(".stack/escalator"), description="Faust's local state folder.")
+    escalator_app_id: str = Field(
+        "escalator", description="Faust app id: consumer group and state topic names; workers of one group share it."
+    )
+    escalator_session_timeout_seconds: float = Field(
+        10.0, gt=0, description="How soon a crashed worker's partitions move to the others."
+    )
 
 
 class NotifierSettings(CommonSettings):

@@ -48,6 +48,7 @@ class AuditIngestor:
             client_id="audit",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            isolation_level="read_committed",  # the escalator writes in transactions
         )
         self._stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None

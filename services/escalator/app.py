@@ -20,6 +20,7 @@ from services.escalator.core.state import IncidentState
 from services.escalator.timer_index import TimerIndex
 from shared import events as ev
 from shared.envelope import EnvelopeError, decode, new_envelope
+from shared.kafka import Publisher, make_producer
 from shared.logging import get_logger
 from shared.settings import EscalatorSettings
 from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS, dead_letter_topic
@@ -39,20 +40,25 @@ class Escalator:
         self.timers = TimerIndex()
         self._wake = asyncio.Event()
         self.app = faust.App(
-            "escalator",
+            settings.escalator_app_id,
             broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
             store="memory://",
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=1,
             producer_acks=-1,
+            # State (changelog), emitted events and consumed offsets commit in one Kafka transaction:
+            # a crash can neither keep a state whose events were lost nor emit events twice.
+            processing_guarantee="exactly_once",
             web_enabled=True,
             web_port=settings.escalator_port,
             web_bind="0.0.0.0",  # noqa: S104 - a container port
             web_in_thread=False,
             datadir=str(settings.escalator_data_dir),
-            broker_commit_interval=0.5,
+            broker_commit_interval=0.1,  # also the transaction length: bounds added latency
             consumer_auto_offset_reset="earliest",
             stream_wait_empty=False,
+            broker_session_timeout=settings.escalator_session_timeout_seconds,
+            broker_heartbeat_interval=max(1.0, settings.escalator_session_timeout_seconds / 4),
         )
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
         self.commands = self.app.topic(INCIDENT_COMMANDS, **raw)  # type: ignore[arg-type]
@@ -86,6 +92,14 @@ class Escalator:
             return
         key = cmd.incident_key
         stored = self.table.get(key)
+        if (
+            stored is not None
+            and stored.get("partition") == message.partition
+            and message.offset <= stored.get("offset", -1)
+        ):
+            # Redelivered after a crash: the state already holds this command's effect.
+            metrics.COMMANDS.labels(cmd.type, "redelivered").inc()
+            return
         state = IncidentState.model_validate(stored["state"]) if stored is not None else None
         service = cmd.payload.get("service")
         snapshot = None
@@ -100,7 +114,11 @@ class Escalator:
             log.debug("command ignored", event_id=str(cmd.event_id), incident_key=key, type=cmd.type)
             return
         new_state = decision.state
-        self.table[key] = {"partition": message.partition, "state": new_state.model_dump(mode="json")}
+        self.table[key] = {
+            "partition": message.partition,
+            "offset": message.offset,
+            "state": new_state.model_dump(mode="json"),
+        }
         for emit in decision.emits:
             out = new_envelope(
                 emit.type,
@@ -163,6 +181,16 @@ class Escalator:
 
     async def _timer_loop(self) -> None:
         """Send a `timer.fired` command for every due deadline; sleep until the next one."""
+        # Firings are idempotent commands sent outside any consumed event, so outside the
+        # transactions: a plain acks=all idempotent producer of their own.
+        self._firing_producer = make_producer(self.settings.kafka_bootstrap_servers, f"{self.app.conf.id}-timers")
+        await self._firing_producer.start()
+        try:
+            await self._timer_steps()
+        finally:
+            await self._firing_producer.stop()
+
+    async def _timer_steps(self) -> None:
         while not self.app.should_stop:
             try:
                 await self._fire_due()
@@ -190,7 +218,7 @@ class Escalator:
                 occurred_at=datetime.now(UTC),
                 incident_id=incident_id,
             )
-            await self.commands.send(key=due.key.encode(), value=env.to_json(), headers=env.kafka_headers())
+            await Publisher(self._firing_producer).publish(INCIDENT_COMMANDS, env)
             metrics.TIMER_LATENESS.observe(max(0.0, now - due.due_at))
         metrics.TIMERS_ARMED.set(len(self.timers))
 
@@ -211,6 +239,7 @@ class Escalator:
         @self.app.page("/metrics")
         class Metrics(View):
             async def get(self, request: Request) -> Response:
-                return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+                # aiohttp takes the charset separately from the content type.
+                return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4")
 
         del Health, Metrics
