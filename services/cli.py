@@ -7,11 +7,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from fastapi import FastAPI
 
+from services.escalator.core.policy import Catalog
 from shared.yamlconfig import ConfigError
 
 app = typer.Typer(help="Escalation management over Kafka.", no_args_is_help=True, add_completion=False)
@@ -21,7 +22,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(policy_app, name="policy")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
@@ -158,14 +159,85 @@ def policy_check(
     config_dir: Annotated[Path | None, typer.Argument(help="Folder of YAML; default $ESCALATION_CONFIG_DIR.")] = None,
 ) -> None:
     """Validate a configuration folder; errors name the file, line and field."""
+    catalog = _catalog(config_dir)
+    folder = config_dir or Path(os.environ.get("ESCALATION_CONFIG_DIR", "config"))
+    typer.echo(
+        f"{folder}: {len(catalog.services)} services, {len(catalog.policies)} policies, "
+        f"{len(catalog.calendars)} calendars: ok"
+    )
+
+
+def _catalog(config_dir: Path | None) -> Catalog:
     from services.escalator.config import load_catalog
 
     folder = config_dir or Path(os.environ.get("ESCALATION_CONFIG_DIR", "config"))
     try:
-        catalog = load_catalog(folder)
+        return load_catalog(folder)
     except ConfigError as exc:
         _fail(str(exc))
-    typer.echo(f"{folder}: {len(catalog.services)} services, {len(catalog.policies)} policies: ok")
+
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="Policy folder; default $ESCALATION_CONFIG_DIR.")
+]
+
+
+@policy_app.command("simulate")
+def policy_simulate(
+    script: Annotated[Path, typer.Argument(help="YAML: start, watch, events [{at: +5m, action: trigger, ...}].")],
+    config_dir: ConfigOption = None,
+) -> None:
+    """Run timed events against the policies on a virtual clock and print who is paged when."""
+    from services.escalator.simulation import load_script, simulate, timeline_rows
+
+    catalog = _catalog(config_dir)
+    try:
+        parsed = load_script(script)
+    except ConfigError as exc:
+        _fail(str(exc))
+    result = simulate(catalog, parsed)
+    rows = timeline_rows(result)
+    width = max((len(r[1]) for r in rows), default=10)
+    typer.echo(f"simulation from {result.start.isoformat()}")
+    for offset, key, type_, detail in rows:
+        typer.echo(f"{offset:>16}  {key:<{width}}  {type_:<24} {detail}")
+    steps = result.sim.steps()
+    typer.echo(
+        f"{len(result.sim.states)} incidents, {len(steps)} pages, {len(result.sim.events('sla.breached'))} SLA breaches"
+    )
+
+
+@policy_app.command("replay")
+def policy_replay(
+    history: Annotated[Path, typer.Argument(help="JSONL exported by the audit service (GET /v1/export.jsonl).")],
+    config_dir: ConfigOption = None,
+) -> None:
+    """Show, incident by incident, what a candidate policy would have done with recorded history."""
+    from services.escalator.simulation import read_history, replay
+
+    catalog = _catalog(config_dir)
+    try:
+        with history.open(encoding="utf-8") as lines:
+            incidents = read_history(lines, history)
+    except OSError as exc:
+        _fail(f"{history}: cannot read: {exc}")
+    except ConfigError as exc:
+        _fail(str(exc))
+    changed = 0
+    for outcome in replay(catalog, incidents):
+        inc = outcome.incident
+        start = inc.opened_at or inc.commands[0].occurred_at
+        recorded = [(at - start, level, who) for at, level, who in inc.pages]
+        candidate = [(at - start, level, who) for at, level, who in outcome.candidate_pages]
+        same = recorded == candidate
+        changed += not same
+        typer.echo(f"incident {inc.incident_id} ({inc.incident_key}): {'same' if same else 'DIFFERENT'}")
+        for label, pages in (("recorded ", recorded), ("candidate", candidate)):
+            text = "; ".join(f"+{at} L{level} {who}" for at, level, who in pages) or "nobody paged"
+            typer.echo(f"  {label}: {text}")
+        if inc.acknowledged_at is not None:
+            typer.echo(f"  time to acknowledge: {inc.acknowledged_at - start}")
+    typer.echo(f"{len(incidents)} incidents replayed, {changed} would page differently")
 
 
 @app.command()

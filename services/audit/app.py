@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,7 +10,7 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from services.audit.consumer import AuditIngestor
 from services.audit.migrate import migrate
@@ -80,5 +81,16 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         if not entries:
             return problem(404, "Unknown incident", f"no history for incident {incident_id}")
         return JSONResponse({"incident_id": str(incident_id), "entries": entries})
+
+    @app.get("/v1/export.jsonl", response_class=StreamingResponse)
+    async def export_jsonl() -> StreamingResponse:
+        """Stream the whole history, one envelope per line, in ingestion order (any size)."""
+        store: AuditStore = state["store"]
+
+        async def lines() -> AsyncIterator[bytes]:
+            async for row in store.export():
+                yield (json.dumps(row, separators=(",", ":")) + "\n").encode()
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     return app

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from shared.envelope import Envelope
+
+
+def _envelope_row(r: asyncpg.Record) -> dict[str, Any]:
+    """A stored row as the envelope it was, plus the topic it came from."""
+    return {
+        "event_id": str(r["event_id"]),
+        "type": r["type"],
+        "schema_version": r["schema_version"],
+        "occurred_at": r["occurred_at"].isoformat(),
+        "incident_key": r["incident_key"],
+        "incident_id": str(r["incident_id"]) if r["incident_id"] else None,
+        "causation_id": str(r["causation_id"]) if r["causation_id"] else None,
+        "correlation_id": str(r["correlation_id"]) if r["correlation_id"] else None,
+        "payload": json.loads(r["payload"]),
+        "topic": r["topic"],
+    }
 
 
 class AuditStoreError(RuntimeError):
@@ -96,23 +112,13 @@ class AuditStore:
             rows = await self._pool.fetch(_TIMELINE, incident_id)
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
             raise AuditStoreError(f"cannot read timeline: {exc!r}") from exc
-        return [
-            {
-                "seq": r["seq"],
-                "event_id": str(r["event_id"]),
-                "type": r["type"],
-                "schema_version": r["schema_version"],
-                "occurred_at": r["occurred_at"].isoformat(),
-                "recorded_at": r["recorded_at"].isoformat(),
-                "incident_key": r["incident_key"],
-                "incident_id": str(r["incident_id"]) if r["incident_id"] else None,
-                "causation_id": str(r["causation_id"]) if r["causation_id"] else None,
-                "correlation_id": str(r["correlation_id"]) if r["correlation_id"] else None,
-                "topic": r["topic"],
-                "payload": json.loads(r["payload"]),
-            }
-            for r in rows
-        ]
+        return [{**_envelope_row(r), "seq": r["seq"], "recorded_at": r["recorded_at"].isoformat()} for r in rows]
+
+    async def export(self, batch: int = 1000) -> AsyncIterator[dict[str, Any]]:
+        """Yield every row in ingestion order as an envelope plus topic, streamed by a cursor."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            async for r in conn.cursor("SELECT * FROM audit_log ORDER BY seq", prefetch=batch):
+                yield _envelope_row(r)
 
     async def ping(self) -> bool:
         """True when the database answers."""

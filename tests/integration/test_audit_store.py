@@ -104,3 +104,15 @@ async def test_timeline_holds_the_incident_and_its_causing_commands_in_order(poo
     assert entries[0]["event_id"] == str(trig.event_id)
     assert entries[1]["causation_id"] == str(trig.event_id)
     assert entries[1]["payload"]["policy_id"] == "p"
+
+
+async def test_export_streams_every_row_as_its_envelope(pool: asyncpg.Pool) -> None:
+    store = AuditStore(pool)
+    trig = _trigger("export", T0)
+    await store.write_batch("it-export", [Record("incidents.commands", 5, 9, trig)], {})
+    rows = [row async for row in store.export(batch=2)]
+    mine = [r for r in rows if r["event_id"] == str(trig.event_id)]
+    assert len(mine) == 1
+    assert mine[0]["topic"] == "incidents.commands"
+    assert Envelope.model_validate({k: v for k, v in mine[0].items() if k != "topic"}) == trig
+    assert len(rows) == await pool.fetchval("SELECT count(*) FROM audit_log")
