@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -17,6 +18,13 @@ from services.escalator import metrics
 from services.escalator.core.decide import NEEDS_SNAPSHOT, decide
 from services.escalator.core.policy import Catalog
 from services.escalator.core.state import IncidentState
+from services.escalator.state_codec import (
+    StateCodec,
+    StoredIncident,
+    is_snapshot_key,
+    parse_snapshot_key,
+    snapshot_key,
+)
 from services.escalator.timer_index import TimerIndex
 from shared import events as ev
 from shared.envelope import EnvelopeError, decode, new_envelope
@@ -64,11 +72,13 @@ class Escalator:
         self.commands = self.app.topic(INCIDENT_COMMANDS, **raw)  # type: ignore[arg-type]
         self.events = self.app.topic(ESCALATION_EVENTS, **raw)  # type: ignore[arg-type]
         self.dead_letters = self.app.topic(dead_letter_topic("escalator"), **raw)  # type: ignore[arg-type]
+        self.codec = StateCodec()
+        self._stored_snapshots: set[tuple[int, str]] = set()  # (partition, hash) present in the table
         self.table = self.app.Table(
             "incident-state",
             default=None,
             partitions=settings.topic_partitions,
-            key_type=str,
+            schema=faust.Schema(key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"),
         )
         self.app.agent(self.commands, name="process-commands")(self._process)
         self.app.task(self._timer_loop)
@@ -91,16 +101,12 @@ class Escalator:
             await self._dead_letter(event, str(exc))
             return
         key = cmd.incident_key
-        stored = self.table.get(key)
-        if (
-            stored is not None
-            and stored.get("partition") == message.partition
-            and message.offset <= stored.get("offset", -1)
-        ):
+        stored = self._load(key)
+        if stored is not None and stored.partition == message.partition and message.offset <= stored.offset:
             # Redelivered after a crash: the state already holds this command's effect.
             metrics.COMMANDS.labels(cmd.type, "redelivered").inc()
             return
-        state = IncidentState.model_validate(stored["state"]) if stored is not None else None
+        state = stored.state if stored is not None else None
         service = cmd.payload.get("service")
         snapshot = None
         if isinstance(service, str) and cmd.type in NEEDS_SNAPSHOT:
@@ -114,11 +120,15 @@ class Escalator:
             log.debug("command ignored", event_id=str(cmd.event_id), incident_key=key, type=cmd.type)
             return
         new_state = decision.state
-        self.table[key] = {
-            "partition": message.partition,
-            "offset": message.offset,
-            "state": new_state.model_dump(mode="json"),
-        }
+        digest = new_state.snapshot_hash
+        if (
+            new_state.snapshot is not None
+            and digest is not None
+            and (message.partition, digest) not in self._stored_snapshots
+        ):
+            self.table[snapshot_key(message.partition, digest)] = self.codec.encode_snapshot(new_state.snapshot)
+            self._stored_snapshots.add((message.partition, digest))
+        self.table[key] = self.codec.encode(message.partition, message.offset, new_state)
         for emit in decision.emits:
             out = new_envelope(
                 emit.type,
@@ -139,6 +149,18 @@ class Escalator:
                 causation_id=str(cmd.event_id),
             )
         self._index(key, new_state, message.partition)
+
+    def _load(self, key: str) -> StoredIncident | None:
+        raw = self.table.get(key)
+        if raw is None:
+            return None
+        partition, _, digest, _ = StateCodec.header(raw)
+        if digest is not None and not self.codec.knows(digest):
+            snapshot = self.table.get(snapshot_key(partition, digest))
+            if snapshot is None:
+                raise RuntimeError(f"snapshot {digest} of {key} missing from partition {partition}")
+            self.codec.remember(snapshot)
+        return self.codec.decode(raw)
 
     def _index(self, key: str, state: IncidentState, partition: int) -> None:
         if state.timer is None:
@@ -164,13 +186,17 @@ class Escalator:
         """After recovery, index every armed deadline of the partitions now assigned here."""
         active = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == INCIDENT_COMMANDS}
         self.timers.clear()
-        for key, stored in self.table.items():
-            if stored is None or stored.get("partition") not in active:
+        self._stored_snapshots.clear()
+        for key, raw in self.table.items():
+            if raw is None:
                 continue
-            timer = stored["state"].get("timer")
-            if timer is not None:
-                due = datetime.fromisoformat(timer["due_at"]).timestamp()
-                self.timers.arm(key, due, int(timer["token"]), int(stored["partition"]))
+            if is_snapshot_key(key):
+                self._stored_snapshots.add(parse_snapshot_key(key))
+                continue
+            partition, _, _, timer = StateCodec.header(raw)
+            if partition in active and timer is not None:
+                due = datetime.fromisoformat(str(timer["due_at"])).timestamp()
+                self.timers.arm(key, due, int(str(timer["token"])), partition)
         metrics.TIMERS_ARMED.set(len(self.timers))
         log.info("timer index rebuilt", timers=len(self.timers), partitions=sorted(active))
         self._wake.set()
@@ -209,8 +235,8 @@ class Escalator:
         now = time.time()
         for due in self.timers.pop_due(now):
             fired = ev.TimerFired(token=due.token, due_at=datetime.fromtimestamp(due.due_at, UTC))
-            stored = self.table.get(due.key)
-            incident_id = uuid.UUID(stored["state"]["incident_id"]) if stored is not None else None
+            raw = self.table.get(due.key)
+            incident_id = uuid.UUID(json.loads(raw)["s"]["incident_id"]) if raw is not None else None
             env = new_envelope(
                 ev.TIMER_FIRED,
                 fired,
