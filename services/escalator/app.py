@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +63,9 @@ class Escalator:
             broker_commit_interval=0.1,  # also the transaction length: bounds added latency
             consumer_auto_offset_reset="earliest",
             stream_wait_empty=False,
+            # Table entries are bytes the StateCodec writes; recovery must hand back the same bytes.
+            table_key_serializer="raw",
+            table_value_serializer="raw",
             broker_session_timeout=settings.escalator_session_timeout_seconds,
             broker_heartbeat_interval=max(1.0, settings.escalator_session_timeout_seconds / 4),
         )
@@ -236,7 +237,7 @@ class Escalator:
         for due in self.timers.pop_due(now):
             fired = ev.TimerFired(token=due.token, due_at=datetime.fromtimestamp(due.due_at, UTC))
             raw = self.table.get(due.key)
-            incident_id = uuid.UUID(json.loads(raw)["s"]["incident_id"]) if raw is not None else None
+            incident_id = StateCodec.incident_id(raw) if raw is not None else None
             env = new_envelope(
                 ev.TIMER_FIRED,
                 fired,

@@ -52,6 +52,7 @@ def load_catalog(folder: Path) -> Catalog:
     calendars: dict[str, BusinessCalendar] = {}
     origin: dict[tuple[str, str], YamlDocument] = {}
     default_policy: str | None = None
+    default_origin: YamlDocument | None = None
     docs = [load_yaml(p) for p in yaml_files(folder)]
     for doc in docs:
         if doc.data is None:
@@ -67,21 +68,32 @@ def load_catalog(folder: Path) -> Catalog:
         _collect(doc, "policies", Policy, policies, origin)
         _collect(doc, "calendars", BusinessCalendar, calendars, origin)
         defaults = _entries(doc, "defaults")
+        for key in defaults:
+            if key != "escalation_policy":
+                raise ConfigError(
+                    doc.path, doc.line_of(("defaults", key)), f"defaults.{key}", "unknown key; use escalation_policy"
+                )
         if "escalation_policy" in defaults:
             default_policy = str(defaults["escalation_policy"])
+            default_origin = doc
     for service in services.values():
         if service.escalation_policy not in policies:
             doc = origin[("services", service.id)]
-            loc = ("services", service.id, "escalation_policy")
+            where: tuple[str, ...] = ("services", service.id, "escalation_policy")
             raise ConfigError(
-                doc.path, doc.line_of(loc), ".".join(loc), f"unknown policy {service.escalation_policy!r}"
+                doc.path, doc.line_of(where), ".".join(where), f"unknown policy {service.escalation_policy!r}"
             )
         if service.calendar is not None and service.calendar not in calendars:
             doc = origin[("services", service.id)]
-            loc = ("services", service.id, "calendar")
-            raise ConfigError(doc.path, doc.line_of(loc), ".".join(loc), f"unknown calendar {service.calendar!r}")
+            where = ("services", service.id, "calendar")
+            raise ConfigError(doc.path, doc.line_of(where), ".".join(where), f"unknown calendar {service.calendar!r}")
+    if default_policy is not None and default_policy not in policies and default_origin is not None:
+        where = ("defaults", "escalation_policy")
+        raise ConfigError(
+            default_origin.path, default_origin.line_of(where), ".".join(where), f"unknown policy {default_policy!r}"
+        )
     try:
         return Catalog(services=services, policies=policies, calendars=calendars, default_policy=default_policy)
     except ValidationError as exc:
-        where = docs[0].path if docs else folder
-        raise ConfigError(where, None, "", exc.errors()[0]["msg"]) from exc
+        first = docs[0].path if docs else folder
+        raise ConfigError(first, None, "", exc.errors()[0]["msg"]) from exc

@@ -9,12 +9,22 @@ takes its snapshots along), and incidents keep only the hash.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from services.escalator.core.policy import Snapshot
 from services.escalator.core.state import IncidentState
 
 SNAPSHOT_PREFIX = "\x1fsnapshot\x1f"  # no incident key (service/dedup key) starts with a control character
+
+
+def _record(raw: bytes | dict[str, Any]) -> dict[str, Any]:
+    # Values normally come back as the bytes written; a store that decoded them hands a dict.
+    record: dict[str, Any] = dict(raw) if isinstance(raw, dict) else json.loads(raw)
+    if isinstance(raw, dict):
+        record["s"] = dict(record["s"])
+    return record
 
 
 @dataclass(frozen=True)
@@ -58,9 +68,9 @@ class StateCodec:
         self._snapshots.setdefault(snapshot.digest(), snapshot)
         return snapshot.model_dump_json(by_alias=True).encode()
 
-    def remember(self, raw: bytes) -> str:
+    def remember(self, raw: bytes | dict[str, Any]) -> str:
         """Parse and cache a stored snapshot; return its hash."""
-        snapshot = Snapshot.model_validate_json(raw)
+        snapshot = Snapshot.model_validate(raw) if isinstance(raw, dict) else Snapshot.model_validate_json(raw)
         digest = snapshot.digest()
         self._snapshots.setdefault(digest, snapshot)
         return digest
@@ -69,17 +79,22 @@ class StateCodec:
         """True when the snapshot of this hash is cached."""
         return digest in self._snapshots
 
-    def decode(self, raw: bytes) -> StoredIncident:
+    def decode(self, raw: bytes | dict[str, Any]) -> StoredIncident:
         """The incident of a table value, with its snapshot re-attached (it must be cached)."""
-        record = json.loads(raw)
+        record = _record(raw)
         body = record["s"]
         digest = body.get("snapshot_hash")
         body["snapshot"] = self._snapshots[digest] if digest is not None else None
         return StoredIncident(record["p"], record["o"], IncidentState.model_validate(body))
 
     @staticmethod
-    def header(raw: bytes) -> tuple[int, int, str | None, dict[str, object] | None]:
+    def incident_id(raw: bytes | dict[str, Any]) -> uuid.UUID:
+        """The incident id of a table value."""
+        return uuid.UUID(str(_record(raw)["s"]["incident_id"]))
+
+    @staticmethod
+    def header(raw: bytes | dict[str, Any]) -> tuple[int, int, str | None, dict[str, object] | None]:
         """(partition, offset, snapshot hash, timer) without building the state: for fast rebuilds."""
-        record = json.loads(raw)
+        record = _record(raw)
         body = record["s"]
         return record["p"], record["o"], body.get("snapshot_hash"), body.get("timer")

@@ -62,7 +62,7 @@ class TimerIndex:
         while self._heap and len(out) < limit:
             due_at, key, token = self._heap[0]
             live = self._live.get(key)
-            if live is None or live[0] != token:
+            if live is None or live[0] != token or live[1] != due_at:
                 heapq.heappop(self._heap)
                 continue
             if due_at > now:
@@ -74,9 +74,9 @@ class TimerIndex:
 
     def _skip_stale(self) -> None:
         while self._heap:
-            _, key, token = self._heap[0]
+            due_at, key, token = self._heap[0]
             live = self._live.get(key)
-            if live is not None and live[0] == token:
+            if live is not None and live[0] == token and live[1] == due_at:
                 return
             heapq.heappop(self._heap)
 

@@ -1,7 +1,18 @@
-"""A single-node Apache Kafka (KRaft) from Apache's jars on Maven Central, run with the machine's Java."""
+"""A single-node Apache Kafka broker (KRaft, broker and controller in one JVM) for the local stack.
+
+Kafka's jars come from Maven Central through `deploy/local/kafka/pom.xml` (resolved once, cached
+in `<state>/libs`) and run with the machine's Java 17; no Docker, no tarball, no ZooKeeper.
+Standard library only, so `escalation stack` works before anything else is importable.
+
+    paths = KafkaPaths()                 # <repo>/.stack/kafka, 127.0.0.1:19092 (+ 19093)
+    ensure_jars(paths); write_config(paths); format_storage(paths)
+    start(paths); wait_ready(paths)      # ... stop(paths); reset(paths)
+"""
 
 from __future__ import annotations
 
+import base64
+import fcntl
 import hashlib
 import os
 import shutil
@@ -16,122 +27,304 @@ from pathlib import Path
 
 from services.stack.errors import StackError
 
-KAFKA_DIR = Path(__file__).resolve().parents[2] / "deploy" / "local" / "kafka"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PORT = 19092
+DEFAULT_CONTROLLER_PORT = 19093
+HOST = "127.0.0.1"
+NODE_ID = 1
+
 SERVER_MAIN = "kafka.Kafka"
+"""The broker's main class (kafka_2.13), run as `kafka.Kafka server.properties`."""
 STORAGE_MAIN = "kafka.tools.StorageTool"
+"""The storage tool's main class (kafka_2.13), what `kafka-storage.sh format` runs."""
+
+HEAP = ("-Xms256m", "-Xmx1g")
+# What Kafka's kafka-run-class.sh passes by default (KAFKA_JVM_PERFORMANCE_OPTS).
+JVM_OPTS = (
+    "-server",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent",
+    "-XX:MaxInlineLevel=15",
+    "-Djava.awt.headless=true",
+)
+MVN_TIMEOUT = 900.0
+OUTPUT_TAIL = 3000
 
 
 @dataclass(frozen=True)
 class KafkaPaths:
-    """Where the local broker keeps its jars, data, config, log and pid, and its ports."""
+    """Where the local broker keeps its jars, data, config, log and pid, and its two ports.
 
-    state_dir: Path
-    port: int = 19092
-    controller_port: int = 19093
-    cache_dir: Path | None = None
+    Everything lives under `state_dir`; `reset` deletes `data_dir` only (the jars stay).
+    """
+
+    state_dir: Path = PROJECT_ROOT / ".stack" / "kafka"
+    port: int = DEFAULT_PORT
+    controller_port: int = DEFAULT_CONTROLLER_PORT
+    project_root: Path = PROJECT_ROOT
+
+    @classmethod
+    def for_project(
+        cls,
+        project_root: Path,
+        port: int = DEFAULT_PORT,
+        controller_port: int = DEFAULT_CONTROLLER_PORT,
+    ) -> KafkaPaths:
+        """The default layout of another checkout: `<project_root>/.stack/kafka`."""
+        return cls(
+            state_dir=project_root / ".stack" / "kafka",
+            port=port,
+            controller_port=controller_port,
+            project_root=project_root,
+        )
+
+    @property
+    def deploy_dir(self) -> Path:
+        """`deploy/local/kafka`: the pom and the log4j2 configuration."""
+        return self.project_root / "deploy" / "local" / "kafka"
+
+    @property
+    def pom_file(self) -> Path:
+        """The Maven project whose runtime dependencies are the broker's classpath."""
+        return self.deploy_dir / "pom.xml"
+
+    @property
+    def log4j_config(self) -> Path:
+        """The broker's log4j2 configuration."""
+        return self.deploy_dir / "log4j2.yaml"
 
     @property
     def libs_dir(self) -> Path:
-        """Kafka's jars (shared by every stack folder of the project, so fetched once)."""
-        return (self.cache_dir or self.state_dir.parent / "cache") / "kafka-libs"
+        """Kafka's jars, the cache between runs (kept by `reset`)."""
+        return self.state_dir / "libs"
+
+    @property
+    def jars_stamp(self) -> Path:
+        """SHA-256 of the pom the jars in `libs_dir` were resolved from."""
+        return self.libs_dir / ".pom-sha256"
 
     @property
     def data_dir(self) -> Path:
-        """The KRaft log folder."""
+        """Everything `reset` deletes: Kafka's log.dirs and the broker's log file."""
         return self.state_dir / "data"
 
     @property
-    def config_file(self) -> Path:
-        """server.properties."""
-        return self.state_dir / "server.properties"
+    def kafka_log_dir(self) -> Path:
+        """Kafka's `log.dirs`: the partitions and the KRaft metadata log (meta.properties)."""
+        return self.data_dir / "kraft"
 
     @property
     def log_file(self) -> Path:
-        """The broker's log."""
-        return self.state_dir / "kafka.log"
+        """The broker's log (log4j2 and the JVM's own stdout/stderr)."""
+        return self.data_dir / "kafka.log"
+
+    @property
+    def config_file(self) -> Path:
+        """server.properties, rewritten by `write_config`."""
+        return self.state_dir / "server.properties"
 
     @property
     def pid_file(self) -> Path:
-        """The broker's pid."""
+        """The broker JVM's pid."""
         return self.state_dir / "kafka.pid"
 
+    @property
+    def bootstrap(self) -> str:
+        """The clients' bootstrap servers."""
+        return f"{HOST}:{self.port}"
 
-def _pom_digest() -> str:
-    return hashlib.sha256((KAFKA_DIR / "pom.xml").read_bytes()).hexdigest()
+
+# --- jars -------------------------------------------------------------------------------------
+
+
+def _pom_digest(paths: KafkaPaths) -> str:
+    try:
+        return hashlib.sha256(paths.pom_file.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise StackError(f"cannot read Kafka's pom {paths.pom_file}: {exc}") from exc
+
+
+def jars_cached(paths: KafkaPaths) -> bool:
+    """Whether `libs_dir` holds the jars of the current pom."""
+    try:
+        stamp = paths.jars_stamp.read_text().strip()
+    except OSError:
+        return False
+    return stamp == _pom_digest(paths) and any(paths.libs_dir.glob("kafka_2.13-*.jar"))
 
 
 def ensure_jars(paths: KafkaPaths) -> None:
-    """Resolve Kafka's jars with Maven unless the cache already holds them for this pom."""
-    stamp = paths.libs_dir / ".pom-sha256"
-    if stamp.exists() and stamp.read_text() == _pom_digest():
+    """Resolve Kafka's jars with Maven into `libs_dir`, unless they are there for this pom.
+
+    Maven's own repository (~/.m2) caches the downloads; `libs_dir` is replaced atomically, so
+    an interrupted run leaves either the old jars or none, never a half set.
+    """
+    if jars_cached(paths):
         return
-    if shutil.which("mvn") is None:
-        raise StackError("Maven (mvn) not found; install Debian's 'maven' package")
-    staging = paths.libs_dir.with_name(paths.libs_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    proc = subprocess.run(
-        [
-            "mvn",
+    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    with (paths.state_dir / ".libs.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be resolving the same jars
+        if jars_cached(paths):
+            return
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise StackError("Maven (mvn) not found; install it (Debian: apt-get install maven)")
+        digest = _pom_digest(paths)
+        staging = paths.state_dir / "libs.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        cmd = [
+            mvn,
             "-q",
             "-B",
             "-f",
-            str(KAFKA_DIR / "pom.xml"),
+            str(paths.pom_file),
             "dependency:copy-dependencies",
             f"-DoutputDirectory={staging}",
             "-DincludeScope=runtime",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise StackError(f"fetching Kafka's jars failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
-    shutil.rmtree(paths.libs_dir, ignore_errors=True)
-    staging.rename(paths.libs_dir)
-    stamp.write_text(_pom_digest())
+        ]
+        try:
+            proc = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=MVN_TIMEOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise StackError(f"mvn did not finish in {MVN_TIMEOUT:.0f}s: {' '.join(cmd)}") from exc
+        output = (proc.stdout or "") + (proc.stderr or "")
+        if proc.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StackError(
+                f"fetching Kafka's jars failed (mvn exit {proc.returncode}): {' '.join(cmd)}\n{output[-OUTPUT_TAIL:]}"
+            )
+        (staging / paths.jars_stamp.name).write_text(digest + "\n")
+        old = paths.state_dir / "libs.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if paths.libs_dir.exists():
+            paths.libs_dir.rename(old)
+        staging.rename(paths.libs_dir)
+        shutil.rmtree(old, ignore_errors=True)
 
 
-def write_config(paths: KafkaPaths) -> Path:
-    """Write server.properties: combined broker and controller on 127.0.0.1."""
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
-    props = {
+def kafka_version(paths: KafkaPaths) -> str | None:
+    """The Kafka version in `libs_dir` (from the kafka_2.13 jar's name), if resolved."""
+    for jar in paths.libs_dir.glob("kafka_2.13-*.jar"):
+        return jar.name.removeprefix("kafka_2.13-").removesuffix(".jar")
+    return None
+
+
+# --- config and storage -----------------------------------------------------------------------
+
+
+def server_properties(paths: KafkaPaths) -> dict[str, str]:
+    """The broker's configuration: combined broker and controller, one node, on 127.0.0.1."""
+    broker = f"PLAINTEXT://{HOST}:{paths.port}"
+    controller = f"CONTROLLER://{HOST}:{paths.controller_port}"
+    return {
+        # KRaft, one node that is both broker and controller (static quorum of one voter)
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{paths.controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{paths.port},CONTROLLER://127.0.0.1:{paths.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{paths.port}",
+        "node.id": str(NODE_ID),
+        "controller.quorum.voters": f"{NODE_ID}@{HOST}:{paths.controller_port}",
         "controller.listener.names": "CONTROLLER",
+        "listeners": f"{broker},{controller}",
+        "advertised.listeners": broker,
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "log.dirs": str(paths.data_dir),
+        "log.dirs": str(paths.kafka_log_dir),
+        # topics: Faust and the services create their own, so auto-creation stays on (default)
+        "auto.create.topics.enable": "true",
         "num.partitions": "8",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        # internal topics on one node: replication factor 1, fewer partitions than the default 50
         "offsets.topic.replication.factor": "1",
         "offsets.topic.num.partitions": "8",
         "transaction.state.log.replication.factor": "1",
         "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "8",
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
+        # a lone consumer joins its group at once instead of after 3 s
         "group.initial.rebalance.delay.ms": "0",
+        # retention for a developer machine: a week, at most 1 GiB per partition
         "log.retention.hours": "168",
-        "log.segment.bytes": str(256 * 1024 * 1024),
-        "auto.create.topics.enable": "true",
+        "log.retention.bytes": str(1024**3),
+        "log.segment.bytes": str(64 * 1024**2),
+        "log.retention.check.interval.ms": "300000",
+        "log.cleaner.dedupe.buffer.size": str(32 * 1024**2),
+        # threads for a small machine
+        "num.network.threads": "2",
+        "num.io.threads": "4",
     }
-    paths.config_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+
+
+def write_config(paths: KafkaPaths) -> Path:
+    """Write `server.properties` (and create the folders); return its path."""
+    paths.kafka_log_dir.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{key}={value}\n" for key, value in server_properties(paths).items())
+    paths.config_file.write_text("# written by services/stack/kafka.py; edits are lost\n" + text)
     return paths.config_file
 
 
-def _java(paths: KafkaPaths, main: str, *args: str) -> list[str]:
-    java = shutil.which("java")
-    if java is None:
-        raise StackError("Java not found; install Debian's 'openjdk-17-jre-headless' package")
+def new_cluster_id() -> str:
+    """A random Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not value.startswith("-"):  # Kafka's Uuid.randomUuid avoids these too
+            return value
+
+
+def format_storage(paths: KafkaPaths) -> None:
+    """Format the KRaft storage with a new cluster id, once (skipped if meta.properties exists)."""
+    if (paths.kafka_log_dir / "meta.properties").exists():
+        return
+    if not paths.config_file.exists():
+        write_config(paths)
+    cmd = _java_cmd(
+        paths,
+        ("-Xms64m", "-Xmx256m", "-XX:TieredStopAtLevel=1"),
+        STORAGE_MAIN,
+        "format",
+        "--cluster-id",
+        new_cluster_id(),
+        "--config",
+        str(paths.config_file),
+        "--ignore-formatted",
+    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0 or not (paths.kafka_log_dir / "meta.properties").exists():
+        output = (proc.stdout or "") + (proc.stderr or "")
+        raise StackError(
+            f"formatting Kafka's storage failed (exit {proc.returncode}):\n"
+            f"{output[-OUTPUT_TAIL:]}\n{tail(paths.log_file)}"
+        )
+
+
+def _java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    if home and os.access(Path(home) / "bin" / "java", os.X_OK):
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise StackError("Java not found; install Java 17+ (Debian: openjdk-17-jre-headless)")
+    return found
+
+
+def _java_cmd(paths: KafkaPaths, heap: tuple[str, ...], main: str, *args: str) -> list[str]:
+    if not jars_cached(paths):
+        raise StackError(f"Kafka's jars are not in {paths.libs_dir}; run ensure_jars first")
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
     return [
-        java,
-        "-Xms256m",
-        "-Xmx1g",
-        "-XX:+UseG1GC",
-        "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.yaml'}",
+        _java(),
+        *heap,
+        *JVM_OPTS,
+        f"-Dlog4j2.configurationFile={paths.log4j_config}",
         f"-Dkafka.logs.file={paths.log_file}",
+        f"-Dkafka.logs.dir={paths.data_dir}",
         "-cp",
         f"{paths.libs_dir}/*",
         main,
@@ -139,121 +332,209 @@ def _java(paths: KafkaPaths, main: str, *args: str) -> list[str]:
     ]
 
 
-def format_storage(paths: KafkaPaths) -> None:
-    """Format the KRaft storage once, with a fresh cluster id (skipped when already formatted)."""
-    if (paths.data_dir / "meta.properties").exists():
-        return
-    cluster_id = _cluster_id()
-    proc = subprocess.run(
-        _java(paths, STORAGE_MAIN, "format", "-t", cluster_id, "-c", str(paths.config_file)),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise StackError(f"formatting Kafka storage failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+# --- process ----------------------------------------------------------------------------------
 
 
-def _cluster_id() -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def _alive(value: int) -> bool:
+    """Whether process `value` runs (a zombie does not; our own zombie child gets reaped)."""
+    try:
+        os.waitpid(value, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        stat = Path(f"/proc/{value}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
 
 
 def pid(paths: KafkaPaths) -> int | None:
-    """Return the broker's pid if it runs."""
+    """The pid of this stack's broker if it runs: a live java running kafka.Kafka on our config."""
     try:
         value = int(paths.pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{value}/cmdline").read_bytes()
+        argv = Path(f"/proc/{value}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    return value if SERVER_MAIN.encode() in cmdline else None
+    ours = (
+        bool(argv)
+        and Path(os.fsdecode(argv[0])).name == "java"
+        and SERVER_MAIN.encode() in argv
+        and os.fsencode(paths.config_file) in argv
+    )
+    return value if ours and _alive(value) else None
 
 
 def start(paths: KafkaPaths) -> int:
-    """Start the broker detached unless it runs already; return its pid."""
+    """Start the broker detached unless it runs already; return its pid (not waiting for it).
+
+    The JVM runs in its own session, is no child of this process (a short-lived `sh` forks it,
+    so nothing here has to reap it) and writes stdout and stderr to `log_file`.
+    """
     running = pid(paths)
     if running is not None:
         return running
-    with paths.log_file.open("ab") as log:
-        child = subprocess.Popen(
-            _java(paths, SERVER_MAIN, str(paths.config_file)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    paths.pid_file.write_text(str(child.pid))
-    return child.pid
-
-
-def _api_versions_ok(port: int) -> bool:
-    """Send an ApiVersions v0 request and check the broker answers with error code 0."""
-    client_id = b"escalation-stack"
-    body = struct.pack(">hhih", 18, 0, 1, len(client_id)) + client_id
+    if not paths.config_file.exists():
+        write_config(paths)
+    if not (paths.kafka_log_dir / "meta.properties").exists():
+        raise StackError(f"Kafka's storage in {paths.kafka_log_dir} is not formatted")
+    cmd = _java_cmd(paths, HEAP, SERVER_MAIN, str(paths.config_file))
+    launcher = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
+    proc = subprocess.run(
+        ["/bin/sh", "-c", launcher, "sh", str(paths.log_file), *cmd],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            size = struct.unpack(">i", _recv(sock, 4))[0]
-            reply = _recv(sock, size)
-    except OSError:
-        return False
-    correlation, error = struct.unpack(">ih", reply[:6])
-    return bool(correlation == 1 and error == 0)
+        value = int(proc.stdout.strip())
+    except ValueError as exc:
+        raise StackError(f"starting Kafka failed: {proc.stdout}{proc.stderr}") from exc
+    paths.pid_file.write_text(f"{value}\n")
+    return value
+
+
+# --- readiness --------------------------------------------------------------------------------
+
+_API_VERSIONS = 18
+_METADATA = 3
+_CLIENT_ID = b"escalation-stack"
+
+
+def _request(sock: socket.socket, api_key: int, version: int, body: bytes) -> bytes:
+    """Send one request (header v1) and return the response after its correlation id."""
+    header = struct.pack(">hhih", api_key, version, api_key, len(_CLIENT_ID)) + _CLIENT_ID
+    sock.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+    (size,) = struct.unpack(">i", _recv(sock, 4))
+    reply = _recv(sock, size)
+    (correlation,) = struct.unpack(">i", reply[:4])
+    if correlation != api_key:
+        raise OSError(f"unexpected correlation id {correlation}")
+    return reply[4:]
 
 
 def _recv(sock: socket.socket, size: int) -> bytes:
-    data = b""
+    data = bytearray()
     while len(data) < size:
         chunk = sock.recv(size - len(data))
         if not chunk:
-            raise OSError("connection closed")
+            raise OSError("connection closed by the broker")
         data += chunk
-    return data
+    return bytes(data)
+
+
+def api_versions(port: int, host: str = HOST, timeout: float = 2.0) -> dict[int, tuple[int, int]]:
+    """Ask a broker for its ApiVersions (request v0); return {api key: (min, max version)}.
+
+    Raises OSError if nothing answers, or the answer is not a good ApiVersions response.
+    """
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        reply = _request(sock, _API_VERSIONS, 0, b"")
+    error, count = struct.unpack(">hi", reply[:6])
+    if error != 0 or count <= 0:
+        raise OSError(f"ApiVersions error code {error}")
+    entries = struct.iter_unpack(">hhh", reply[6 : 6 + 6 * count])
+    return {key: (low, high) for key, low, high in entries}
+
+
+def _broker_registered(port: int, host: str = HOST, timeout: float = 2.0) -> bool:
+    """Whether a Metadata v4 response (no topics) lists a broker: so it is unfenced."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        reply = _request(sock, _METADATA, 4, struct.pack(">i?", 0, False))
+    _throttle, brokers = struct.unpack(">ii", reply[:8])
+    return bool(brokers > 0)
+
+
+def is_ready(paths: KafkaPaths) -> bool:
+    """Whether the broker answers ApiVersions and lists itself in Metadata (so takes clients)."""
+    try:
+        versions = api_versions(paths.port)
+        if _METADATA not in versions or versions[_METADATA][0] > 4:
+            return False
+        return _broker_registered(paths.port)
+    except (OSError, struct.error):
+        return False
 
 
 def wait_ready(paths: KafkaPaths, timeout: float = 90) -> None:
-    """Wait until the broker answers Kafka requests; raise with the log's tail if it died."""
+    """Wait until the broker answers Kafka requests; raise StackError if it died or took too long.
+
+    Readiness is an ApiVersions v0 answer (a Kafka protocol round trip, not a TCP connect) and a
+    Metadata answer that lists the broker (registered with the controller and unfenced).
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         if pid(paths) is None:
-            raise StackError(f"Kafka exited; last log lines:\n{_tail(paths.log_file)}")
-        if _api_versions_ok(paths.port):
+            raise StackError(f"Kafka is not running; last log lines:\n{tail(paths.log_file)}")
+        if is_ready(paths):
             return
+        if time.monotonic() >= deadline:
+            raise StackError(
+                f"Kafka not ready on {paths.bootstrap} after {timeout:.0f}s; last log lines:\n{tail(paths.log_file)}"
+            )
         time.sleep(0.2)
-    raise StackError(f"Kafka not ready after {timeout}s; last log lines:\n{_tail(paths.log_file)}")
 
 
-def stop(paths: KafkaPaths, timeout: float = 60) -> bool:
-    """SIGTERM the broker (controlled shutdown), SIGKILL after `timeout`; return whether it ran."""
+# --- stop, status, reset ----------------------------------------------------------------------
+
+
+def stop(paths: KafkaPaths, timeout: float = 30) -> bool:
+    """SIGTERM the broker (a controlled shutdown), SIGKILL it after `timeout` seconds.
+
+    Removes the pid file; returns whether a broker was running.
+    """
     value = pid(paths)
     if value is None:
         paths.pid_file.unlink(missing_ok=True)
         return False
-    os.kill(value, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and Path(f"/proc/{value}").exists():
-        time.sleep(0.1)
-    if Path(f"/proc/{value}").exists():
-        os.kill(value, signal.SIGKILL)
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        try:
+            os.kill(value, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while _alive(value) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not _alive(value):
+            break
+    else:
+        raise StackError(f"Kafka (pid {value}) survived SIGKILL")
     paths.pid_file.unlink(missing_ok=True)
     return True
 
 
 def status(paths: KafkaPaths) -> dict[str, object]:
     """What runs, and where."""
-    return {"pid": pid(paths), "bootstrap": f"127.0.0.1:{paths.port}", "log": str(paths.log_file)}
+    running = pid(paths)
+    return {
+        "pid": running,
+        "running": running is not None,
+        "ready": running is not None and is_ready(paths),
+        "bootstrap": paths.bootstrap,
+        "controller": f"{HOST}:{paths.controller_port}",
+        "version": kafka_version(paths),
+        "jars_cached": jars_cached(paths),
+        "formatted": (paths.kafka_log_dir / "meta.properties").exists(),
+        "state_dir": str(paths.state_dir),
+        "log": str(paths.log_file),
+    }
 
 
 def reset(paths: KafkaPaths) -> None:
-    """Delete the broker's data (not the jar cache); it must be stopped."""
+    """Delete the broker's data and log (not the jars); the broker must be stopped."""
     if pid(paths) is not None:
         raise StackError("stop Kafka before resetting it")
     shutil.rmtree(paths.data_dir, ignore_errors=True)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a log file."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - 256 * 1024))
+            text = handle.read().decode(errors="replace")
     except OSError:
-        return "(no log)"
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])

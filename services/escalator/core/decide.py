@@ -293,7 +293,7 @@ def _matches(rule: Rule, payload: dict[str, Any], severity: ev.Severity, priorit
     return True
 
 
-def _open(snapshot: Snapshot | None, cmd: Envelope, now: datetime) -> _Work:
+def _open(snapshot: Snapshot | None, cmd: Envelope, now: datetime, previous: IncidentState | None) -> _Work:
     trig = cmd.payload_as(ev.Trigger)
     if trig.priority is not None:
         priority = Priority(trig.priority)
@@ -322,6 +322,9 @@ def _open(snapshot: Snapshot | None, cmd: Envelope, now: datetime) -> _Work:
             snapshot_hash=digest,
             rule=rule.name if rule is not None else None,
             delay_factor=rule.delay_factor if rule is not None and rule.delay_factor is not None else 1.0,
+            # Tokens keep growing on a key across incidents, so no timer of an earlier incident on
+            # this key can ever match one of this incident.
+            last_token=previous.last_token if previous is not None else 0,
         )
     )
     w.emit(
@@ -363,7 +366,7 @@ def _on_trigger(w: _Work | None, snapshot: Snapshot | None, cmd: Envelope, now: 
         w.set(trigger_count=count)
         w.emit(ev.INCIDENT_DEDUPLICATED, ev.IncidentDeduplicated(count=count), now)
         return w
-    return _open(snapshot, cmd, now)
+    return _open(snapshot, cmd, now, w.state if w is not None else None)
 
 
 def _on_acknowledge(w: _Work | None, _: Snapshot | None, cmd: Envelope, now: datetime) -> _Work | None:

@@ -8,19 +8,25 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+# Far longer than any delay, SLA or snooze; a bound that keeps timedelta arithmetic from overflowing.
+MAX_DURATION = timedelta(days=100_000)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: Any) -> timedelta:
     """Parse `1h30m`, `45s`, `250ms`, a number of seconds, or a timedelta."""
     if isinstance(value, timedelta):
-        return value
+        return _bounded(value)
     if isinstance(value, bool):
         raise ValueError("a duration such as '5m' or '30s' is expected")
     if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("a duration must be a finite number of seconds")
         if value < 0:
             raise ValueError("a duration cannot be negative")
+        if value > MAX_DURATION.total_seconds():
+            raise ValueError(f"a duration cannot exceed {MAX_DURATION.days} days")
         return timedelta(seconds=value)
     if not isinstance(value, str):
         raise ValueError("a duration such as '5m' or '30s' is expected")
@@ -33,7 +39,17 @@ def parse_duration(value: Any) -> timedelta:
         pos = match.end()
     if not text or pos != len(text):
         raise ValueError(f"{value!r} is not a duration; write e.g. '90s', '5m', '1h30m'")
+    if total > MAX_DURATION.total_seconds():
+        raise ValueError(f"{value!r}: a duration cannot exceed {MAX_DURATION.days} days")
     return timedelta(seconds=total)
+
+
+def _bounded(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("a duration cannot be negative")
+    if value > MAX_DURATION:
+        raise ValueError(f"a duration cannot exceed {MAX_DURATION.days} days")
+    return value
 
 
 def format_duration(value: timedelta) -> str:
