@@ -26,6 +26,7 @@ from services.escalator.state_codec import (
 from services.escalator.timer_index import TimerIndex
 from shared import events as ev
 from shared.envelope import EnvelopeError, decode, new_envelope
+from shared.ids import derived_uuid7, uuid7_unix_ms
 from shared.kafka import Publisher, make_producer
 from shared.logging import get_logger
 from shared.settings import EscalatorSettings
@@ -52,15 +53,12 @@ class Escalator:
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=1,
             producer_acks=-1,
-            # State (changelog), emitted events and consumed offsets commit in one Kafka transaction:
-            # a crash can neither keep a state whose events were lost nor emit events twice.
-            processing_guarantee="exactly_once",
             web_enabled=True,
             web_port=settings.escalator_port,
             web_bind="0.0.0.0",  # noqa: S104 - a container port
             web_in_thread=False,
             datadir=str(settings.escalator_data_dir),
-            broker_commit_interval=0.1,  # also the transaction length: bounds added latency
+            broker_commit_interval=0.5,
             consumer_auto_offset_reset="earliest",
             stream_wait_empty=False,
             # Table entries are bytes the StateCodec writes; recovery must hand back the same bytes.
@@ -121,6 +119,36 @@ class Escalator:
             log.debug("command ignored", event_id=str(cmd.event_id), incident_key=key, type=cmd.type)
             return
         new_state = decision.state
+        # Events first, acknowledged by Kafka, then the state: a crash in between makes the command
+        # run again on the old state and re-emit the same events under the same (derived) ids,
+        # never leave a state whose events were lost.
+        envelopes = [
+            new_envelope(
+                emit.type,
+                emit.payload,
+                incident_key=key,
+                occurred_at=max(now, emit.at),  # when it was decided; the policy's instant is in the payload
+                incident_id=new_state.incident_id,
+                cause=cmd,
+                event_id=derived_uuid7(uuid7_unix_ms(cmd.event_id), cmd.event_id, index, emit.type),
+            )
+            for index, emit in enumerate(decision.emits)
+        ]
+        pending = [
+            await self.events.send(key=key.encode(), value=out.to_json(), headers=out.kafka_headers())
+            for out in envelopes
+        ]
+        await asyncio.gather(*pending)
+        for out in envelopes:
+            metrics.EMITTED.labels(out.type).inc()
+            log.info(
+                "event emitted",
+                type=out.type,
+                event_id=str(out.event_id),
+                incident_id=str(new_state.incident_id),
+                incident_key=key,
+                causation_id=str(cmd.event_id),
+            )
         digest = new_state.snapshot_hash
         if (
             new_state.snapshot is not None
@@ -130,25 +158,6 @@ class Escalator:
             self.table[snapshot_key(message.partition, digest)] = self.codec.encode_snapshot(new_state.snapshot)
             self._stored_snapshots.add((message.partition, digest))
         self.table[key] = self.codec.encode(message.partition, message.offset, new_state)
-        for emit in decision.emits:
-            out = new_envelope(
-                emit.type,
-                emit.payload,
-                incident_key=key,
-                occurred_at=max(now, emit.at),  # when it was decided; the policy's instant is in the payload
-                incident_id=new_state.incident_id,
-                cause=cmd,
-            )
-            await self.events.send(key=key.encode(), value=out.to_json(), headers=out.kafka_headers())
-            metrics.EMITTED.labels(emit.type).inc()
-            log.info(
-                "event emitted",
-                type=emit.type,
-                event_id=str(out.event_id),
-                incident_id=str(new_state.incident_id),
-                incident_key=key,
-                causation_id=str(cmd.event_id),
-            )
         self._index(key, new_state, message.partition)
 
     def _load(self, key: str) -> StoredIncident | None:

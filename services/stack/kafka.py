@@ -198,9 +198,9 @@ def ensure_jars(paths: KafkaPaths) -> None:
         output = (proc.stdout or "") + (proc.stderr or "")
         if proc.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
             shutil.rmtree(staging, ignore_errors=True)
-            raise StackError(
-                f"fetching Kafka's jars failed (mvn exit {proc.returncode}): {' '.join(cmd)}\n{output[-OUTPUT_TAIL:]}"
-            )
+            command = " ".join(cmd)
+            message = f"fetching Kafka's jars failed (mvn exit {proc.returncode}): {command}"
+            raise StackError(f"{message}\n{output[-OUTPUT_TAIL:]}")
         (staging / paths.jars_stamp.name).write_text(digest + "\n")
         old = paths.state_dir / "libs.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -295,7 +295,14 @@ def format_storage(paths: KafkaPaths) -> None:
         str(paths.config_file),
         "--ignore-formatted",
     )
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode != 0 or not (paths.kafka_log_dir / "meta.properties").exists():
         output = (proc.stdout or "") + (proc.stderr or "")
         raise StackError(
@@ -451,8 +458,9 @@ def is_ready(paths: KafkaPaths) -> bool:
     """Whether the broker answers ApiVersions and lists itself in Metadata (so takes clients)."""
     try:
         versions = api_versions(paths.port)
-        if _METADATA not in versions or versions[_METADATA][0] > 4:
-            return False
+        low, high = versions.get(_METADATA, (0, -1))
+        if not low <= 4 <= high:  # a future broker without Metadata v4: ApiVersions must do
+            return True
         return _broker_registered(paths.port)
     except (OSError, struct.error):
         return False
@@ -471,9 +479,8 @@ def wait_ready(paths: KafkaPaths, timeout: float = 90) -> None:
         if is_ready(paths):
             return
         if time.monotonic() >= deadline:
-            raise StackError(
-                f"Kafka not ready on {paths.bootstrap} after {timeout:.0f}s; last log lines:\n{tail(paths.log_file)}"
-            )
+            message = f"Kafka not ready on {paths.bootstrap} after {timeout:.0f}s"
+            raise StackError(f"{message}; last log lines:\n{tail(paths.log_file)}")
         time.sleep(0.2)
 
 

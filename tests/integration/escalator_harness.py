@@ -144,7 +144,7 @@ class EventReader:
             if not env.incident_key.startswith(self._prefix):
                 continue
             async with self._changed:
-                self.by_type[env.type][env.incident_key].append(env.payload)
+                self.by_type[env.type][env.incident_key].append({**env.payload, "_occurred_at": env.occurred_at})
                 self._changed.notify_all()
 
     async def wait(self, predicate: Callable[[], bool], timeout: float) -> None:

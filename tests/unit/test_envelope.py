@@ -103,3 +103,14 @@ def test_old_stored_payloads_are_upcast_by_the_function_next_to_the_model(monkey
     monkeypatch.delitem(ev.UPCASTERS, ("test.renamed", 1))
     with pytest.raises(EnvelopeError, match="no upcaster"):
         decode(STORED_V1.encode())
+
+
+def test_derived_uuid7_is_deterministic_version_7_and_carries_the_time() -> None:
+    from shared.ids import derived_uuid7
+
+    a = derived_uuid7(1_700_000_000_123, "cmd", 0, "incident.opened")
+    assert a == derived_uuid7(1_700_000_000_123, "cmd", 0, "incident.opened")
+    assert a != derived_uuid7(1_700_000_000_123, "cmd", 1, "incident.opened")
+    assert a.version == 7
+    assert a.variant == uuid.RFC_4122
+    assert uuid7_unix_ms(a) == 1_700_000_000_123
