@@ -114,7 +114,7 @@ def escalator() -> None:
     asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions))
     asyncio.set_event_loop(asyncio.new_event_loop())
     # The worker's own console output (banner, terminal escapes) is not log data: logs go to
-    # stdout as JSON through the logging handler configured above.
+    # stdout as JSON through the logging handler configured above; stderr stays for crashes.
     with open(os.devnull, "w") as console:
         worker = faust.Worker(
             Escalator(settings, catalog).app,
@@ -122,7 +122,7 @@ def escalator() -> None:
             override_logging=False,
             quiet=True,
             stdout=console,
-            stderr=console,
+            stderr=sys.stderr,  # a crash report must reach the log
         )
         worker.execute_from_commandline()
 

@@ -342,33 +342,55 @@ def _java_cmd(paths: KafkaPaths, heap: tuple[str, ...], main: str, *args: str) -
 # --- process ----------------------------------------------------------------------------------
 
 
-def _alive(value: int) -> bool:
-    """Whether process `value` runs (a zombie does not; our own zombie child gets reaped)."""
+def _live_tasks(value: int) -> list[Path]:
+    """The threads of process `value` that have not exited (`/proc/<pid>/task/<tid>`).
+
+    A JVM's main thread can exit (and show as a zombie) while its other threads still run and
+    hold the ports, so the process counts as running while any of its threads does.
+    """
     try:
-        os.waitpid(value, os.WNOHANG)
+        os.waitpid(value, os.WNOHANG)  # reap it if it is our own exited child
     except ChildProcessError:
         pass
+    live = []
     try:
-        stat = Path(f"/proc/{value}/stat").read_text()
+        tasks = list(Path(f"/proc/{value}/task").iterdir())
     except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
+        return []
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        if stat.rpartition(")")[2].split()[0] not in {"Z", "X"}:
+            live.append(task)
+    return live
+
+
+def _alive(value: int) -> bool:
+    """Whether any thread of process `value` still runs."""
+    return bool(_live_tasks(value))
 
 
 def pid(paths: KafkaPaths) -> int | None:
     """The pid of this stack's broker if it runs: a live java running kafka.Kafka on our config."""
     try:
         value = int(paths.pid_file.read_text().strip())
-        argv = Path(f"/proc/{value}/cmdline").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return None
-    ours = (
-        bool(argv)
-        and Path(os.fsdecode(argv[0])).name == "java"
-        and SERVER_MAIN.encode() in argv
-        and os.fsencode(paths.config_file) in argv
-    )
-    return value if ours and _alive(value) else None
+    for task in _live_tasks(value):
+        try:
+            argv = (task / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0]:
+            ours = (
+                Path(os.fsdecode(argv[0])).name == "java"
+                and SERVER_MAIN.encode() in argv
+                and os.fsencode(paths.config_file) in argv
+            )
+            return value if ours else None
+    return None
 
 
 def start(paths: KafkaPaths) -> int:

@@ -131,6 +131,24 @@ def stop_pid(pid: int, timeout: float = 30) -> None:
         return
 
 
+def kill_hard(pid: int, timeout: float = 10) -> None:
+    """SIGKILL a process (a crash, for fault tests) and return once it is gone (reaped if ours)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:  # not our child: wait until the kernel has let it go
+            if not alive(pid):
+                return
+        time.sleep(0.01)
+    raise StackError(f"process {pid} survived SIGKILL for {timeout}s")
+
+
 def stop(proc: ServiceProcess, timeout: float = 30) -> bool:
     """Stop the service by pid; return whether it was running."""
     pid = read_pid(proc.pid_file)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import uuid
 
 import asyncpg
@@ -30,7 +28,7 @@ async def test_event_answered_202_survives_kill_9_of_intake(stack: Stack, http: 
     response = await http.post(f"{stack.url('intake')}/v1/events", json=body)
     assert response.status_code == 202
     event_id = uuid.UUID(response.json()["event_id"])
-    os.kill(pid, signal.SIGKILL)
+    processes.kill_hard(pid)
 
     conn = await asyncpg.connect(stack.env["DATABASE_URL"])
     try:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -51,7 +49,7 @@ async def test_kill_9_with_1000_pending_timers_loses_and_doubles_nothing(cluster
     await reader.wait(lambda: reader.keys(ev.INCIDENT_OPENED) >= full, timeout=120)
     assert reader.keys(ev.ESCALATION_STEP_REACHED) & full == set()  # every timer is still pending
 
-    os.kill(first.pid(), signal.SIGKILL)
+    processes.kill_hard(first.pid())
     restarted = time.monotonic()
     second = cluster.worker("a")
     second.start()

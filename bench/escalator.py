@@ -1,0 +1,414 @@
+"""Escalator benchmark: commands/s per worker, timer lateness, memory per open incident, restart catch-up.
+
+Starts its own local stack (real Kafka and PostgreSQL in .stack/bench) and escalator workers as
+processes, and prints each figure beside a raw baseline measured in the same run:
+
+    .venv/bin/python -m bench.escalator [--commands 20000] [--timer-rate 1000] [--timer-seconds 10]
+                                         [--memory-incidents 1000000] [--restart-incidents 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.escalator.config import load_catalog
+from services.escalator.core.simulator import Simulator
+from services.stack import processes
+from services.stack.local import LocalStack
+from shared import events as ev
+from shared.envelope import decode, new_envelope
+from shared.kafka import ensure_topics
+from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+POLICY = """
+services:
+  {service}:
+    escalation_policy: one-level
+policies:
+  one-level:
+    levels:
+      - name: infrastructure
+        delay: {delay}s
+        targets: [{{type: webhook, name: infrastructure, url: "http://127.0.0.1:9/none"}}]
+"""
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# --- raw baselines ---------------------------------------------------------------------------------
+
+
+async def produce(bootstrap: str, envelopes: list[Any], rate: float | None = None) -> float:
+    """Write envelopes keyed by incident (acks=all, idempotent); return messages/s."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    start = time.perf_counter()
+    try:
+        futures = []
+        for i, env in enumerate(envelopes):
+            if rate is not None:
+                wait = start + i / rate - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            futures.append(await producer.send(INCIDENT_COMMANDS, env.to_json(), key=env.incident_key.encode()))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(envelopes) / (time.perf_counter() - start)
+
+
+async def raw_consume(bootstrap: str, topic: str, count: int) -> float:
+    """Read `count` messages from the start of `topic` with a plain consumer; return messages/s."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen, start = 0, None
+    try:
+        while seen < count:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batch.values():
+                for record in records:
+                    decode(record.value)  # parse as the escalator does
+                    seen += 1
+                    start = start or time.perf_counter()
+    finally:
+        await consumer.stop()
+    assert start is not None
+    return seen / (time.perf_counter() - start)
+
+
+class Events:
+    """Reads escalations.events from its current end, counting this run's events."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self.bootstrap, self.prefix = bootstrap, prefix
+        self.opened: dict[str, float] = {}
+        self.steps: dict[str, tuple[float, float]] = {}  # key -> (occurred_at, due_at)
+        self.first_opened_at: float | None = None
+
+    async def start(self) -> None:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        await self.consumer.start()
+        tps = [
+            TopicPartition(ESCALATION_EVENTS, p) for p in self.consumer.partitions_for_topic(ESCALATION_EVENTS) or []
+        ]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_end(*tps)
+        for tp in tps:
+            await self.consumer.position(tp)
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for record in self.consumer:
+            key = record.key.decode() if record.key else ""
+            if not key.startswith(self.prefix):
+                continue
+            env = decode(record.value)
+            if env.type == ev.INCIDENT_OPENED:
+                self.opened.setdefault(key, time.perf_counter())
+            elif env.type == ev.ESCALATION_STEP_REACHED:
+                due = datetime.fromisoformat(str(env.payload["due_at"])).timestamp()
+                self.steps.setdefault(key, (env.occurred_at.timestamp(), due))
+
+    async def until(self, check: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError("benchmark condition not reached")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await self.consumer.stop()
+
+
+def triggers(service: str, count: int, tag: str) -> list[Any]:
+    now = datetime.now(UTC)
+    return [
+        new_envelope(
+            ev.TRIGGER,
+            ev.Trigger(service=service, dedup_key=f"{tag}{i}", summary="bench"),
+            incident_key=f"{service}/{tag}{i}",
+            occurred_at=now,
+        )
+        for i in range(count)
+    ]
+
+
+# --- workers ---------------------------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, root: Path, bootstrap: str, service: str, delay: float, app_id: str) -> None:
+        config = root / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "bench.yaml").write_text(POLICY.format(service=service, delay=delay))
+        port = free_port()
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "ESCALATION_CONFIG_DIR": str(config),
+            "ESCALATOR_APP_ID": app_id,
+            "ESCALATOR_DATA_DIR": str(root / "data"),
+            "ESCALATOR_PORT": str(port),
+            "LOG_LEVEL": "WARNING",
+        }
+        self.proc = processes.ServiceProcess("escalator", root, port)
+
+    def start(self) -> None:
+        processes.start(self.proc, self.env)
+        processes.wait_healthy(self.proc, timeout=300)
+
+    def stop(self) -> None:
+        processes.stop(self.proc, timeout=60)
+
+    def rss_mib(self) -> float:
+        pid = processes.read_pid(self.proc.pid_file)
+        if pid is None:
+            return float("nan")
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+# --- figures ---------------------------------------------------------------------------------------
+
+
+def bench_core(n: int) -> dict[str, float]:
+    """decide() through the simulator: one trigger opening one incident per command, no Kafka."""
+    catalog = load_catalog(ROOT / "examples" / "config")
+    sim = Simulator(catalog, datetime(2026, 1, 5, 9, tzinfo=UTC))
+    start = time.perf_counter()
+    for i in range(n):
+        sim.send(ev.TRIGGER, ev.Trigger(service="web-servers", dedup_key=f"c{i}", summary="s"))
+    elapsed = time.perf_counter() - start
+    return {"core_commands_per_s": n / elapsed}
+
+
+async def bench_throughput(bootstrap: str, root: Path, n: int) -> dict[str, float]:
+    run = uuid.uuid4().hex[:6]
+    service = f"bench-tp-{run}"
+    await ensure_topics(bootstrap, 8)
+    envs = triggers(service, n, "t")
+    produce_rate = await produce(bootstrap, envs)
+    baseline = await raw_consume(bootstrap, INCIDENT_COMMANDS, n)
+    events = Events(bootstrap, service + "/")
+    await events.start()
+    worker = Worker(root / "tp", bootstrap, service, 3600, f"bench-tp-{run}")
+    started = time.perf_counter()
+    worker.start()  # the group starts at the earliest offset: every trigger is waiting
+    ready = time.perf_counter()
+    await events.until(lambda: len(events.opened) >= n, timeout=1800)
+    done = max(events.opened.values())
+    first = min(events.opened.values())
+    rate = n / (done - first) if done > first else float("nan")
+    rss = worker.rss_mib()
+    worker.stop()
+    await events.stop()
+    log(f"throughput: worker ready after {ready - started:.1f}s")
+    return {
+        "commands": n,
+        "escalator_commands_per_s": rate,
+        "raw_consume_per_s": baseline,
+        "raw_produce_per_s": produce_rate,
+        "ratio_to_raw_consume": rate / baseline,
+        "escalator_peak_rss_mib": rss,
+    }
+
+
+async def bench_lateness(bootstrap: str, root: Path, rate: float, seconds: float) -> dict[str, float]:
+    run = uuid.uuid4().hex[:6]
+    service = f"bench-lt-{run}"
+    n = int(rate * seconds)
+    delay = seconds + 15
+    events = Events(bootstrap, service + "/")
+    await events.start()
+    worker = Worker(root / "lt", bootstrap, service, delay, f"bench-lt-{run}")
+    worker.start()
+    await produce(bootstrap, triggers(service, n, "l"), rate=rate)
+    await events.until(lambda: len(events.steps) >= n, timeout=delay + seconds + 600)
+    late = sorted(max(0.0, occurred - due) * 1000 for occurred, due in events.steps.values())
+    worker.stop()
+    await events.stop()
+    q = statistics.quantiles(late, n=100)
+    return {
+        "due_timers": n,
+        "timers_per_s": rate,
+        "lateness_p50_ms": q[49],
+        "lateness_p99_ms": q[98],
+        "lateness_max_ms": late[-1],
+    }
+
+
+def bench_memory(n: int) -> dict[str, float]:
+    """RSS of a worker's in-memory state for n open incidents: table values + timer index."""
+    code = f"""
+import resource, sys
+from datetime import UTC, datetime
+from pathlib import Path
+from services.escalator.config import load_catalog
+from services.escalator.core.simulator import Simulator
+from services.escalator.state_codec import StateCodec
+from services.escalator.timer_index import TimerIndex
+from shared import events as ev
+
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20
+
+catalog = load_catalog(Path({str(ROOT / "examples" / "config")!r}))
+codec, index, table = StateCodec(), TimerIndex(), {{}}
+before = rss()
+sim = Simulator(catalog, datetime(2026, 1, 5, 9, tzinfo=UTC))
+for i in range({n}):
+    trig = ev.Trigger(service="web-servers", dedup_key=f"m{{i}}", summary="disk full on db" + str(i % 97))
+    sim.send(ev.TRIGGER, trig)
+    key = f"web-servers/m{{i}}"
+    state = sim.states.pop(key)
+    table[key] = codec.encode(i % 8, i, state)
+    index.arm(key, state.timer.due_at.timestamp(), state.timer.token, i % 8)
+sim._timers.clear()
+print(rss() - before, sum(len(v) for v in table.values()) / len(table))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    mib, avg = (float(x) for x in out.stdout.split())
+    return {
+        "open_incidents": n,
+        "state_rss_mib": mib,
+        "bytes_per_incident_value": avg,
+        "rss_per_incident_bytes": mib * 2**20 / n,
+    }
+
+
+async def bench_restart(bootstrap: str, root: Path, n: int) -> dict[str, float]:
+    run = uuid.uuid4().hex[:6]
+    service = f"bench-rs-{run}"
+    delay = 60.0
+    events = Events(bootstrap, service + "/")
+    await events.start()
+    worker = Worker(root / "rs", bootstrap, service, delay, f"bench-rs-{run}")
+    worker.start()
+    await produce(bootstrap, triggers(service, n, "r"))
+    await events.until(lambda: len(events.opened) >= n, timeout=3600)
+    worker.stop()
+    latest_due = max(events.opened.values()) + delay
+    # Every deadline passes while no worker runs: the restart finds them all overdue.
+    await asyncio.sleep(max(0.0, latest_due + 1 - time.perf_counter()))
+    restart = time.perf_counter()
+    worker.start()
+    ready = time.perf_counter()
+    await events.until(lambda: len(events.steps) >= n, timeout=3600)
+    done = time.perf_counter()
+    worker.stop()
+    await events.stop()
+    return {"open_incidents": n, "restart_to_ready_s": ready - restart, "restart_to_all_fired_s": done - restart}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--commands", type=int, default=20_000)
+    parser.add_argument("--timer-rate", type=float, default=1000)
+    parser.add_argument("--timer-seconds", type=float, default=10)
+    parser.add_argument("--memory-incidents", type=int, default=1_000_000)
+    parser.add_argument("--restart-incidents", type=int, default=100_000)
+    parser.add_argument("--skip", default="", help="comma-separated: core,throughput,lateness,memory,restart")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    os.environ.setdefault("ESCALATION_STACK_DIR", str(ROOT / ".stack" / "bench"))
+    os.environ.setdefault("STACK_KAFKA_PORT", "39092")
+    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "39093")
+    os.environ.setdefault("STACK_POSTGRES_PORT", "35432")
+    stack = LocalStack.from_env()
+    stack.up(with_services=False, fresh=True, echo=log)
+    bootstrap = f"127.0.0.1:{stack.kafka_port}"
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "at": datetime.now(UTC).isoformat(),
+    }
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-escalator-") as tmp:
+            root = Path(tmp)
+            if "core" not in skip:
+                results["core"] = bench_core(20_000)
+                log(f"core: {results['core']}")
+            if "throughput" not in skip:
+                results["throughput"] = await bench_throughput(bootstrap, root, args.commands)
+                log(f"throughput: {results['throughput']}")
+            if "lateness" not in skip:
+                results["lateness"] = await bench_lateness(bootstrap, root, args.timer_rate, args.timer_seconds)
+                log(f"lateness: {results['lateness']}")
+            if "memory" not in skip:
+                results["memory"] = bench_memory(args.memory_incidents)
+                log(f"memory: {results['memory']}")
+            if "restart" not in skip:
+                results["restart"] = await bench_restart(bootstrap, root, args.restart_incidents)
+                log(f"restart: {results['restart']}")
+    finally:
+        stack.down()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "escalator.json").write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+def table(r: dict[str, Any]) -> str:
+    rows = ["| figure | measured | baseline (same run) | target |", "|---|---|---|---|"]
+    if "core" in r:
+        rows.append(f"| decide() alone, commands/s | {r['core']['core_commands_per_s']:,.0f} | - | - |")
+    if "throughput" in r:
+        t = r["throughput"]
+        rows.append(
+            f"| escalator commands/s, 1 worker | {t['escalator_commands_per_s']:,.0f} | raw aiokafka consume "
+            f"{t['raw_consume_per_s']:,.0f}/s (ratio {t['ratio_to_raw_consume']:.2f}); raw produce "
+            f"{t['raw_produce_per_s']:,.0f}/s | 10,000 |"
+        )
+        rows.append(
+            f"| escalator peak RSS after {t['commands']:,} incidents | {t['escalator_peak_rss_mib']:.0f} MiB | - | - |"
+        )
+    if "lateness" in r:
+        x = r["lateness"]
+        rows.append(
+            f"| timer lateness at {x['timers_per_s']:,.0f} due/s, p50 / p99 / max | {x['lateness_p50_ms']:.1f} / "
+            f"{x['lateness_p99_ms']:.1f} / {x['lateness_max_ms']:.1f} ms | - | p99 < 100 ms |"
+        )
+    if "memory" in r:
+        m = r["memory"]
+        rows.append(
+            f"| state RSS, {m['open_incidents']:,} open incidents | {m['state_rss_mib']:,.0f} MiB "
+            f"({m['rss_per_incident_bytes']:.0f} B each; value {m['bytes_per_incident_value']:.0f} B) | - | < 2 GiB |"
+        )
+    if "restart" in r:
+        s = r["restart"]
+        rows.append(
+            f"| restart with {s['open_incidents']:,} overdue: ready / all fired | {s['restart_to_ready_s']:.1f} s / "
+            f"{s['restart_to_all_fired_s']:.1f} s | - | < 15 s |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
