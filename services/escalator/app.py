@@ -243,20 +243,31 @@ class Escalator:
 
     async def _fire_due(self) -> None:
         now = time.time()
-        for due in self.timers.pop_due(now):
-            fired = ev.TimerFired(token=due.token, due_at=datetime.fromtimestamp(due.due_at, UTC))
-            raw = self.table.get(due.key)
-            incident_id = StateCodec.incident_id(raw) if raw is not None else None
+        due = self.timers.pop_due(now)
+        if not due:
+            return
+        publisher = Publisher(self._firing_producer)
+        sends = []
+        for timer in due:
+            fired = ev.TimerFired(token=timer.token, due_at=datetime.fromtimestamp(timer.due_at, UTC))
+            raw = self.table.get(timer.key)
             env = new_envelope(
                 ev.TIMER_FIRED,
                 fired,
-                incident_key=due.key,
+                incident_key=timer.key,
                 occurred_at=datetime.now(UTC),
-                incident_id=incident_id,
+                incident_id=StateCodec.incident_id(raw) if raw is not None else None,
             )
-            await Publisher(self._firing_producer).publish(INCIDENT_COMMANDS, env)
-            metrics.TIMER_LATENESS.observe(max(0.0, now - due.due_at))
+            sends.append(publisher.publish(INCIDENT_COMMANDS, env))
+            metrics.TIMER_LATENESS.observe(max(0.0, now - timer.due_at))
+        # All firings of one pass in flight together; a failure puts every one back to retry.
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        failed = [t for t, r in zip(due, results, strict=True) if isinstance(r, BaseException)]
+        for timer in failed:
+            self.timers.restore(timer)
         metrics.TIMERS_ARMED.set(len(self.timers))
+        if failed:
+            raise RuntimeError(f"{len(failed)} timer firings not acknowledged; they will be retried")
 
     # --- HTTP ---------------------------------------------------------------------------------
 

@@ -37,6 +37,11 @@ class TimerIndex:
         if len(self._heap) > 2 * len(self._live) + 1024:
             self._compact()
 
+    def restore(self, timer: DueTimer) -> None:
+        """Put back a popped deadline whose firing failed, unless a newer one was armed since."""
+        if timer.key not in self._live:
+            self.arm(timer.key, timer.due_at, timer.token, timer.partition)
+
     def disarm(self, key: str) -> None:
         """Forget the deadline of `key`."""
         self._live.pop(key, None)

@@ -75,3 +75,15 @@ def test_behaves_like_a_dict_of_deadlines(ops: list[tuple[str, str, int]]) -> No
             for k, _, _ in want:
                 del model[k]
         assert len(index) == len(model)
+
+
+def test_restore_puts_back_a_failed_firing_unless_rearmed_since() -> None:
+    index = TimerIndex()
+    index.arm("a", 1.0, 1, 0)
+    index.arm("b", 2.0, 1, 0)
+    popped = index.pop_due(5.0)
+    index.arm("b", 9.0, 2, 0)  # the agent moved b on while the firing was in flight
+    for timer in popped:
+        index.restore(timer)
+    assert [(d.key, d.token) for d in index.pop_due(5.0)] == [("a", 1)]
+    assert [(d.key, d.token) for d in index.pop_due(10.0)] == [("b", 2)]
