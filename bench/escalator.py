@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.escalator.config import load_catalog
 from services.escalator.core.simulator import Simulator
@@ -32,7 +32,7 @@ from services.stack import processes
 from services.stack.local import LocalStack
 from shared import events as ev
 from shared.envelope import decode, new_envelope
-from shared.kafka import ensure_topics
+from shared.kafka import ensure_topics, partitions_of
 from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS
 from tests.support import free_port
 
@@ -112,11 +112,10 @@ class Events:
         self.first_opened_at: float | None = None
 
     async def start(self) -> None:
+        await ensure_topics(self.bootstrap, 8)
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
         await self.consumer.start()
-        tps = [
-            TopicPartition(ESCALATION_EVENTS, p) for p in self.consumer.partitions_for_topic(ESCALATION_EVENTS) or []
-        ]
+        tps = await partitions_of(self.consumer, ESCALATION_EVENTS)
         self.consumer.assign(tps)
         await self.consumer.seek_to_end(*tps)
         for tp in tps:
@@ -283,16 +282,17 @@ def rss():
 
 catalog = load_catalog(Path({str(ROOT / "examples" / "config")!r}))
 codec, index, table = StateCodec(), TimerIndex(), {{}}
-before = rss()
 sim = Simulator(catalog, datetime(2026, 1, 5, 9, tzinfo=UTC))
+sim.send(ev.TRIGGER, ev.Trigger(service="web-servers", dedup_key="m", summary="disk full on db1"))
+template = sim.states["web-servers/m"]
+raw = codec.encode(0, 0, template)
+before = rss()
 for i in range({n}):
-    trig = ev.Trigger(service="web-servers", dedup_key=f"m{{i}}", summary="disk full on db" + str(i % 97))
-    sim.send(ev.TRIGGER, trig)
     key = f"web-servers/m{{i}}"
-    state = sim.states.pop(key)
-    table[key] = codec.encode(i % 8, i, state)
-    index.arm(key, state.timer.due_at.timestamp(), state.timer.token, i % 8)
-sim._timers.clear()
+    # Each entry as the worker stores it: the encoded state with its own key, id and offset.
+    value = raw.replace(b'"o":0', b'"o":' + str(i).encode()).replace(b'"web-servers/m"', ('"' + key + '"').encode())
+    table[key] = value
+    index.arm(key, template.timer.due_at.timestamp() + i, template.timer.token, i % 8)
 print(rss() - before, sum(len(v) for v in table.values()) / len(table))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -34,6 +35,20 @@ async def ensure_topics(bootstrap: str, partitions: int, extra: Iterable[str] = 
                 pass  # another worker won the race
     finally:
         await admin.close()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str, timeout: float = 30) -> list[TopicPartition]:
+    """Return the partitions of `topic`, waiting for a just-created topic to show in metadata."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        metadata = await consumer._client.fetch_all_metadata()  # the consumer's own cache can lag
+        parts = metadata.partitions_for_topic(topic)
+        if parts:
+            return [TopicPartition(topic, p) for p in sorted(parts)]
+        if loop.time() > deadline:
+            raise KafkaError(f"topic {topic} has no partitions after {timeout}s")
+        await asyncio.sleep(0.2)
 
 
 def make_producer(bootstrap: str, client_id: str, **overrides: object) -> AIOKafkaProducer:

@@ -13,9 +13,9 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from services.intake.models import Accepted, AcknowledgeEvent, NativeEvent, ResolveEvent, TriggerEvent
+from services.intake.models import Accepted, AnyEvent, NativeEvent, TriggerEvent
 from shared import events as ev
 from shared.envelope import new_envelope
 from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, problem
@@ -68,7 +68,20 @@ class KafkaLink:
             self._producer = None
 
 
-def _command(event: TriggerEvent | AcknowledgeEvent | ResolveEvent) -> tuple[str, BaseModel, str]:
+# Operator actions: the native body carries exactly the command's payload fields.
+OPERATOR_COMMANDS: dict[str, tuple[str, type[BaseModel]]] = {
+    "acknowledge": (ev.ACKNOWLEDGE, ev.Acknowledge),
+    "resolve": (ev.RESOLVE, ev.Resolve),
+    "escalate": (ev.ESCALATE, ev.EscalateNow),
+    "snooze": (ev.SNOOZE, ev.Snooze),
+    "reassign": (ev.REASSIGN, ev.Reassign),
+    "note": (ev.ADD_NOTE, ev.AddNote),
+    "pause_sla": (ev.PAUSE_SLA, ev.PauseSla),
+    "resume_sla": (ev.RESUME_SLA, ev.ResumeSla),
+}
+
+
+def _command(event: AnyEvent) -> tuple[str, BaseModel, str]:
     """Translate a native request into (command type, payload, dedup key)."""
     if isinstance(event, TriggerEvent):
         dedup = event.dedup_key or str(uuid7())
@@ -81,13 +94,9 @@ def _command(event: TriggerEvent | AcknowledgeEvent | ResolveEvent) -> tuple[str
             custom_details=event.custom_details,
         )
         return ev.TRIGGER, payload, dedup
-    if isinstance(event, AcknowledgeEvent):
-        return (
-            ev.ACKNOWLEDGE,
-            ev.Acknowledge(service=event.service, dedup_key=event.dedup_key, actor=event.actor),
-            event.dedup_key,
-        )
-    return ev.RESOLVE, ev.Resolve(service=event.service, dedup_key=event.dedup_key, actor=event.actor), event.dedup_key
+    type_, model = OPERATOR_COMMANDS[event.event_action]
+    payload = model.model_validate(event.model_dump(exclude={"event_action"}))
+    return type_, payload, event.dedup_key
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -134,7 +143,14 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     )
     async def post_event(event: NativeEvent) -> Response:
         """Accept one native event; 202 only once Kafka acknowledged the write."""
-        type_, payload, dedup = _command(event)
+        try:
+            type_, payload, dedup = _command(event)
+        except ValidationError as exc:  # cross-field rules of the command (e.g. reassign: policy or team)
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or event.event_action
+            return problem(
+                422, "Invalid request", f"{field}: {first['msg']}", errors=[{"field": field, "message": first["msg"]}]
+            )
         key = incident_key(event.service, dedup)
         env = new_envelope(type_, payload, incident_key=key, occurred_at=datetime.now(UTC))
         try:

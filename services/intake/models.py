@@ -43,7 +43,65 @@ class ResolveEvent(_Body):
     actor: str | None = Field(None, max_length=255)
 
 
-NativeEvent = Annotated[TriggerEvent | AcknowledgeEvent | ResolveEvent, Field(discriminator="event_action")]
+class _OperatorAction(_Body):
+    dedup_key: str = Field(min_length=1, max_length=255)
+    actor: str | None = Field(None, max_length=255, description="Who did it (recorded in the history).")
+
+
+class EscalateEvent(_OperatorAction):
+    """Escalate now: to the next level, or to `to_level`."""
+
+    event_action: Literal["escalate"]
+    to_level: int | None = Field(None, ge=1)
+
+
+class SnoozeEvent(_OperatorAction):
+    """Silence an acknowledged incident; it re-triggers when the snooze ends."""
+
+    event_action: Literal["snooze"]
+    duration_seconds: float = Field(gt=0, le=7 * 86400)
+
+
+class ReassignEvent(_OperatorAction):
+    """Hand the incident to another policy or team (give exactly one)."""
+
+    event_action: Literal["reassign"]
+    policy: str | None = Field(None, min_length=1)
+    team: str | None = Field(None, min_length=1)
+
+
+class NoteEvent(_OperatorAction):
+    """Add a note to the incident's history."""
+
+    event_action: Literal["note"]
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class PauseSlaEvent(_OperatorAction):
+    """Pause the SLA clocks (e.g. waiting on the customer)."""
+
+    event_action: Literal["pause_sla"]
+    reason: str | None = Field(None, max_length=1024)
+
+
+class ResumeSlaEvent(_OperatorAction):
+    """Resume paused SLA clocks."""
+
+    event_action: Literal["resume_sla"]
+
+
+AnyEvent = (
+    TriggerEvent
+    | AcknowledgeEvent
+    | ResolveEvent
+    | EscalateEvent
+    | SnoozeEvent
+    | ReassignEvent
+    | NoteEvent
+    | PauseSlaEvent
+    | ResumeSlaEvent
+)
+NativeEvent = Annotated[AnyEvent, Field(discriminator="event_action")]
 
 
 class Accepted(BaseModel):

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from services.stack import processes
 from shared import events as ev
 from shared.envelope import decode, new_envelope
-from shared.kafka import Publisher, ensure_topics, make_producer
+from shared.kafka import Publisher, ensure_topics, make_producer, partitions_of
 from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS
 from tests.support import free_port
 
@@ -127,11 +127,7 @@ class EventReader:
             bootstrap_servers=self._kafka, group_id=None, isolation_level="read_committed", enable_auto_commit=False
         )
         await self._consumer.start()
-        parts = self._consumer.partitions_for_topic(ESCALATION_EVENTS) or set()
-        if not parts:
-            await self._consumer._client.force_metadata_update()
-            parts = self._consumer.partitions_for_topic(ESCALATION_EVENTS) or set()
-        tps = [TopicPartition(ESCALATION_EVENTS, p) for p in parts]
+        tps = await partitions_of(self._consumer, ESCALATION_EVENTS)
         self._consumer.assign(tps)
         await self._consumer.seek_to_end(*tps)
         for tp in tps:

@@ -99,3 +99,49 @@ async def test_unreachable_kafka_answers_503_with_retry_after() -> None:
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
         assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("body", "command_type", "payload_field"),
+    [
+        ({"event_action": "escalate", "to_level": 2}, "incident.escalate", ("to_level", 2)),
+        ({"event_action": "snooze", "duration_seconds": 600}, "incident.snooze", ("duration_seconds", 600.0)),
+        ({"event_action": "reassign", "team": "dba"}, "incident.reassign", ("team", "dba")),
+        ({"event_action": "note", "text": "rebooting db1"}, "incident.add_note", ("text", "rebooting db1")),
+        (
+            {"event_action": "pause_sla", "reason": "waiting on customer"},
+            "incident.pause_sla",
+            ("reason", "waiting on customer"),
+        ),
+        ({"event_action": "resume_sla"}, "incident.resume_sla", ("actor", "ops")),
+    ],
+)
+async def test_operator_actions_become_commands_recording_the_actor(
+    intake: httpx.AsyncClient,
+    kafka_bootstrap: str,
+    body: dict[str, object],
+    command_type: str,
+    payload_field: tuple[str, object],
+) -> None:
+    dedup = uuid.uuid4().hex
+    response = await intake.post("/v1/events", json={"service": "web", "dedup_key": dedup, "actor": "ops", **body})
+    assert response.status_code == 202, response.text
+    consumer = AIOKafkaConsumer(INCIDENT_COMMANDS, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        async for record in consumer:
+            if record.key == f"web/{dedup}".encode():
+                env = decode(record.value)
+                break
+    finally:
+        await consumer.stop()
+    assert env.type == command_type
+    assert env.payload["actor"] == "ops"
+    assert env.payload[payload_field[0]] == payload_field[1]
+
+
+async def test_reassign_needs_exactly_one_destination(intake: httpx.AsyncClient) -> None:
+    body = {"event_action": "reassign", "service": "web", "dedup_key": "k", "policy": "p", "team": "t"}
+    response = await intake.post("/v1/events", json=body)
+    assert response.status_code == 422
+    assert "exactly one of policy or team" in response.json()["detail"]
