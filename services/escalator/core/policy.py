@@ -9,7 +9,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from services.escalator.core.calendar import BusinessCalendar
 from services.escalator.core.durations import Duration
@@ -200,10 +200,14 @@ class Snapshot(_Frozen):
     default_priority: Priority | None = None
     maintenance: tuple[MaintenanceWindow, ...] = ()
 
+    _digest: str | None = PrivateAttr(default=None)
+
     def digest(self) -> str:
         """Return the SHA-256 of the canonical JSON of this snapshot (its version hash)."""
-        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        if self._digest is None:  # frozen, so computed once
+            canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+            self._digest = hashlib.sha256(canonical.encode()).hexdigest()
+        return self._digest
 
 
 class Catalog(_Frozen):
@@ -252,8 +256,16 @@ class Catalog(_Frozen):
             return Snapshot(policy=policy)
         return base.model_copy(update={"policy": policy})
 
+    _snapshots: dict[tuple[str, str | None], Snapshot | None] = PrivateAttr(default_factory=dict)
+
     def snapshot_for(self, service: str, policy_id: str | None = None) -> Snapshot | None:
         """Return the snapshot a new incident of `service` (optionally under another policy) opens with."""
+        key = (service, policy_id)
+        if key not in self._snapshots:  # the catalog is frozen: one snapshot object per service and policy
+            self._snapshots[key] = self._build_snapshot(service, policy_id)
+        return self._snapshots[key]
+
+    def _build_snapshot(self, service: str, policy_id: str | None) -> Snapshot | None:
         policy = self.policies.get(policy_id) if policy_id is not None else self.policy_for(service)
         if policy is None:
             return None
