@@ -326,6 +326,19 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     NOTIFICATION_FAILED: NotificationResult,
 }
 
+# Command of each action name, as the native API and simulation scripts spell actions.
+ACTIONS: dict[str, tuple[str, type[BaseModel]]] = {
+    "trigger": (TRIGGER, Trigger),
+    "acknowledge": (ACKNOWLEDGE, Acknowledge),
+    "resolve": (RESOLVE, Resolve),
+    "escalate": (ESCALATE, EscalateNow),
+    "snooze": (SNOOZE, Snooze),
+    "reassign": (REASSIGN, Reassign),
+    "note": (ADD_NOTE, AddNote),
+    "pause_sla": (PAUSE_SLA, PauseSla),
+    "resume_sla": (RESUME_SLA, ResumeSla),
+}
+
 # Current schema version of each type; a bump comes with an upcaster from the previous version.
 VERSIONS: dict[str, int] = dict.fromkeys(PAYLOADS, 1)
 

@@ -18,17 +18,7 @@ from shared import events as ev
 from shared.envelope import Envelope, EnvelopeError, decode
 from shared.yamlconfig import ConfigError, load_yaml
 
-COMMAND_MODELS: dict[str, tuple[str, type[BaseModel]]] = {
-    "trigger": (ev.TRIGGER, ev.Trigger),
-    "acknowledge": (ev.ACKNOWLEDGE, ev.Acknowledge),
-    "resolve": (ev.RESOLVE, ev.Resolve),
-    "escalate": (ev.ESCALATE, ev.EscalateNow),
-    "snooze": (ev.SNOOZE, ev.Snooze),
-    "reassign": (ev.REASSIGN, ev.Reassign),
-    "note": (ev.ADD_NOTE, ev.AddNote),
-    "pause_sla": (ev.PAUSE_SLA, ev.PauseSla),
-    "resume_sla": (ev.RESUME_SLA, ev.ResumeSla),
-}
+COMMAND_MODELS = ev.ACTIONS
 
 
 # Commands replayed from history; timer firings are not: the candidate policy makes its own.

@@ -68,19 +68,6 @@ class KafkaLink:
             self._producer = None
 
 
-# Operator actions: the native body carries exactly the command's payload fields.
-OPERATOR_COMMANDS: dict[str, tuple[str, type[BaseModel]]] = {
-    "acknowledge": (ev.ACKNOWLEDGE, ev.Acknowledge),
-    "resolve": (ev.RESOLVE, ev.Resolve),
-    "escalate": (ev.ESCALATE, ev.EscalateNow),
-    "snooze": (ev.SNOOZE, ev.Snooze),
-    "reassign": (ev.REASSIGN, ev.Reassign),
-    "note": (ev.ADD_NOTE, ev.AddNote),
-    "pause_sla": (ev.PAUSE_SLA, ev.PauseSla),
-    "resume_sla": (ev.RESUME_SLA, ev.ResumeSla),
-}
-
-
 def _command(event: AnyEvent) -> tuple[str, BaseModel, str]:
     """Translate a native request into (command type, payload, dedup key)."""
     if isinstance(event, TriggerEvent):
@@ -94,7 +81,7 @@ def _command(event: AnyEvent) -> tuple[str, BaseModel, str]:
             custom_details=event.custom_details,
         )
         return ev.TRIGGER, payload, dedup
-    type_, model = OPERATOR_COMMANDS[event.event_action]
+    type_, model = ev.ACTIONS[event.event_action]  # the body carries exactly the payload's fields
     payload = model.model_validate(event.model_dump(exclude={"event_action"}))
     return type_, payload, event.dedup_key
 

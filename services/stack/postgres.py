@@ -89,6 +89,18 @@ def _run(cmd: list[str], what: str) -> str:
     return proc.stdout
 
 
+def _run_logged(paths: PostgresPaths, cmd: list[str], what: str) -> None:
+    """Run a server command; on failure add the server log's tail (e.g. 'port already in use')."""
+    try:
+        _run(cmd, what)
+    except StackError as exc:
+        try:
+            tail = "\n".join(paths.log_file.read_text(errors="replace").splitlines()[-8:])
+        except OSError:
+            tail = "(no server log)"
+        raise StackError(f"{exc}\nlast lines of {paths.log_file}:\n{tail}") from exc
+
+
 def _own(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -146,7 +158,8 @@ def start(paths: PostgresPaths, timeout: float = 60) -> int:
             f"-p {paths.port} -k {paths.socket_dir} -c listen_addresses=127.0.0.1 "
             "-c max_connections=200 -c shared_buffers=256MB -c fsync=on"
         )
-        _run(
+        _run_logged(
+            paths,
             [
                 str(bin_dir() / "pg_ctl"),
                 "-D",
