@@ -19,7 +19,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,23 +31,13 @@ from services.stack import processes
 from services.stack.local import LocalStack
 from shared import events as ev
 from shared.envelope import decode, new_envelope
-from shared.kafka import ensure_topics, partitions_of
-from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS
-from tests.support import free_port
+from shared.kafka import ensure_topics
+from shared.topics import INCIDENT_COMMANDS
+from tests.integration.escalator_harness import EventReader
+from tests.support import free_port, one_level_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-POLICY = """
-services:
-  {service}:
-    escalation_policy: one-level
-policies:
-  one-level:
-    levels:
-      - name: infrastructure
-        delay: {delay}s
-        targets: [{{type: webhook, name: infrastructure, url: "http://127.0.0.1:9/none"}}]
-"""
 
 
 def log(text: str) -> None:
@@ -102,48 +91,23 @@ async def raw_consume(bootstrap: str, topic: str, count: int) -> float:
     return seen / (time.perf_counter() - start)
 
 
-class Events:
-    """Reads escalations.events from its current end, counting this run's events."""
+def opened_at(reader: EventReader) -> dict[str, float]:
+    """When the escalator opened each incident (its decision time)."""
+    return {k: _ts(v[0]["_occurred_at"]) for k, v in reader.by_type[ev.INCIDENT_OPENED].items() if v}
 
-    def __init__(self, bootstrap: str, prefix: str) -> None:
-        self.bootstrap, self.prefix = bootstrap, prefix
-        self.opened: dict[str, float] = {}
-        self.steps: dict[str, tuple[float, float]] = {}  # key -> (occurred_at, due_at)
-        self.first_opened_at: float | None = None
 
-    async def start(self) -> None:
-        await ensure_topics(self.bootstrap, 8)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
-        await self.consumer.start()
-        tps = await partitions_of(self.consumer, ESCALATION_EVENTS)
-        self.consumer.assign(tps)
-        await self.consumer.seek_to_end(*tps)
-        for tp in tps:
-            await self.consumer.position(tp)
-        self.task = asyncio.create_task(self._read())
+def step_lateness(reader: EventReader) -> dict[str, float]:
+    """Seconds from each first step's deadline to its decision."""
+    out = {}
+    for key, steps in reader.by_type[ev.ESCALATION_STEP_REACHED].items():
+        if steps:
+            out[key] = _ts(steps[0]["_occurred_at"]) - datetime.fromisoformat(str(steps[0]["due_at"])).timestamp()
+    return out
 
-    async def _read(self) -> None:
-        async for record in self.consumer:
-            key = record.key.decode() if record.key else ""
-            if not key.startswith(self.prefix):
-                continue
-            env = decode(record.value)
-            if env.type == ev.INCIDENT_OPENED:
-                self.opened.setdefault(key, time.perf_counter())
-            elif env.type == ev.ESCALATION_STEP_REACHED:
-                due = datetime.fromisoformat(str(env.payload["due_at"])).timestamp()
-                self.steps.setdefault(key, (env.occurred_at.timestamp(), due))
 
-    async def until(self, check: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise TimeoutError("benchmark condition not reached")
-            await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await self.consumer.stop()
+def _ts(value: object) -> float:
+    assert isinstance(value, datetime)
+    return value.timestamp()
 
 
 def triggers(service: str, count: int, tag: str) -> list[Any]:
@@ -166,7 +130,7 @@ class Worker:
     def __init__(self, root: Path, bootstrap: str, service: str, delay: float, app_id: str) -> None:
         config = root / "config"
         config.mkdir(parents=True, exist_ok=True)
-        (config / "bench.yaml").write_text(POLICY.format(service=service, delay=delay))
+        (config / "bench.yaml").write_text(one_level_policy(service, delay))
         port = free_port()
         self.env = {
             **os.environ,
@@ -217,15 +181,15 @@ async def bench_throughput(bootstrap: str, root: Path, n: int) -> dict[str, floa
     envs = triggers(service, n, "t")
     produce_rate = await produce(bootstrap, envs)
     baseline = await raw_consume(bootstrap, INCIDENT_COMMANDS, n)
-    events = Events(bootstrap, service + "/")
+    events = EventReader(bootstrap, service + "/")
     await events.start()
     worker = Worker(root / "tp", bootstrap, service, 3600, f"bench-tp-{run}")
     started = time.perf_counter()
     worker.start()  # the group starts at the earliest offset: every trigger is waiting
     ready = time.perf_counter()
-    await events.until(lambda: len(events.opened) >= n, timeout=1800)
-    done = max(events.opened.values())
-    first = min(events.opened.values())
+    await events.wait(lambda: len(events.keys(ev.INCIDENT_OPENED)) >= n, timeout=1800)
+    opened = opened_at(events)
+    done, first = max(opened.values()), min(opened.values())
     rate = n / (done - first) if done > first else float("nan")
     rss = worker.rss_mib()
     worker.stop()
@@ -246,13 +210,13 @@ async def bench_lateness(bootstrap: str, root: Path, rate: float, seconds: float
     service = f"bench-lt-{run}"
     n = int(rate * seconds)
     delay = seconds + 15
-    events = Events(bootstrap, service + "/")
+    events = EventReader(bootstrap, service + "/")
     await events.start()
     worker = Worker(root / "lt", bootstrap, service, delay, f"bench-lt-{run}")
     worker.start()
     await produce(bootstrap, triggers(service, n, "l"), rate=rate)
-    await events.until(lambda: len(events.steps) >= n, timeout=delay + seconds + 600)
-    late = sorted(max(0.0, occurred - due) * 1000 for occurred, due in events.steps.values())
+    await events.wait(lambda: len(events.keys(ev.ESCALATION_STEP_REACHED)) >= n, timeout=delay + seconds + 600)
+    late = sorted(max(0.0, s) * 1000 for s in step_lateness(events).values())
     worker.stop()
     await events.stop()
     q = statistics.quantiles(late, n=100)
@@ -309,20 +273,20 @@ async def bench_restart(bootstrap: str, root: Path, n: int) -> dict[str, float]:
     run = uuid.uuid4().hex[:6]
     service = f"bench-rs-{run}"
     delay = 60.0
-    events = Events(bootstrap, service + "/")
+    events = EventReader(bootstrap, service + "/")
     await events.start()
     worker = Worker(root / "rs", bootstrap, service, delay, f"bench-rs-{run}")
     worker.start()
     await produce(bootstrap, triggers(service, n, "r"))
-    await events.until(lambda: len(events.opened) >= n, timeout=3600)
+    await events.wait(lambda: len(events.keys(ev.INCIDENT_OPENED)) >= n, timeout=3600)
     worker.stop()
-    latest_due = max(events.opened.values()) + delay
+    latest_due = max(opened_at(events).values()) - time.time() + time.perf_counter() + delay
     # Every deadline passes while no worker runs: the restart finds them all overdue.
     await asyncio.sleep(max(0.0, latest_due + 1 - time.perf_counter()))
     restart = time.perf_counter()
     worker.start()
     ready = time.perf_counter()
-    await events.until(lambda: len(events.steps) >= n, timeout=3600)
+    await events.wait(lambda: len(events.keys(ev.ESCALATION_STEP_REACHED)) >= n, timeout=3600)
     done = time.perf_counter()
     worker.stop()
     await events.stop()

@@ -21,6 +21,24 @@ def free_port() -> int:
         return port
 
 
+ONE_LEVEL_POLICY = """
+services:
+  {service}:
+    escalation_policy: one-level
+policies:
+  one-level:
+    levels:
+      - name: infrastructure
+        delay: {delay}s
+        targets: [{{type: webhook, name: infrastructure, url: "{url}"}}]
+"""
+
+
+def one_level_policy(service: str, delay: float, url: str = "http://127.0.0.1:9/none") -> str:
+    """YAML of one service whose incidents reach one webhook level after `delay` seconds."""
+    return ONE_LEVEL_POLICY.format(service=service, delay=delay, url=url)
+
+
 def stack_env() -> tuple[str, str]:
     """Return (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL) of the running test stack."""
     kafka, database = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("DATABASE_URL")

@@ -14,25 +14,10 @@ import pytest
 
 from services.stack import processes
 from services.webhook_receiver import WebhookReceiver
-from tests.support import free_port, stack_env
+from tests.support import free_port, one_level_policy, stack_env
 
 # The policy the end-to-end tests run under: one level, reached after ESCALATION_DELAY seconds.
 ESCALATION_DELAY = 3.0
-
-POLICY_YAML = """
-services:
-  e2e-{run}:
-    escalation_policy: one-level
-policies:
-  one-level:
-    levels:
-      - name: infrastructure
-        delay: {delay}s
-        targets:
-          - type: webhook
-            name: infrastructure
-            url: {url}
-"""
 
 
 @dataclass
@@ -75,7 +60,7 @@ def stack(receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -
     root = tmp_path_factory.mktemp("e2e")
     config = root / "config"
     config.mkdir()
-    (config / "e2e.yaml").write_text(POLICY_YAML.format(run=run, delay=ESCALATION_DELAY, url=receiver.url("hook")))
+    (config / "e2e.yaml").write_text(one_level_policy(f"e2e-{run}", ESCALATION_DELAY, receiver.url("hook")))
     env = dict(os.environ)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=kafka,

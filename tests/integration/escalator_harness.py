@@ -19,20 +19,7 @@ from shared import events as ev
 from shared.envelope import decode, new_envelope
 from shared.kafka import Publisher, ensure_topics, make_producer, partitions_of
 from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS
-from tests.support import free_port
-
-POLICY = """
-services:
-  {service}:
-    escalation_policy: one-level
-policies:
-  one-level:
-    levels:
-      - name: infrastructure
-        delay: {delay}s
-        targets:
-          - {{type: webhook, name: infrastructure, url: "http://127.0.0.1:9/none"}}
-"""
+from tests.support import free_port, one_level_policy
 
 
 @dataclass
@@ -80,7 +67,7 @@ class EscalatorCluster:
         """A worker record (not started)."""
         config = self.root / "config"
         config.mkdir(parents=True, exist_ok=True)
-        (config / "policy.yaml").write_text(POLICY.format(service=self.service, delay=self.delay))
+        (config / "policy.yaml").write_text(one_level_policy(self.service, self.delay))
         port = free_port()
         env = dict(os.environ)
         env.update(
