@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from services.intake.app import create_app
-from shared.envelope import decode
+from shared.envelope import Envelope, decode
 from shared.settings import IntakeSettings
 from shared.topics import INCIDENT_COMMANDS
 
@@ -23,6 +23,19 @@ async def _client(bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
             yield client
+
+
+async def _command_for(bootstrap: str, key: str) -> Envelope:
+    """The first command on incidents.commands with this key."""
+    consumer = AIOKafkaConsumer(INCIDENT_COMMANDS, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        async for record in consumer:
+            if record.key == key.encode():
+                return decode(record.value)
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"no command for {key}")
 
 
 @pytest.fixture
@@ -46,15 +59,7 @@ async def test_trigger_is_on_the_topic_when_202_is_answered(intake: httpx.AsyncC
     assert response.status_code == 202
     body = response.json()
     assert body["incident_key"] == f"web/{dedup}"
-    consumer = AIOKafkaConsumer(INCIDENT_COMMANDS, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        async for record in consumer:
-            if record.key == f"web/{dedup}".encode():
-                env = decode(record.value)
-                break
-    finally:
-        await consumer.stop()
+    env = await _command_for(kafka_bootstrap, f"web/{dedup}")
     assert str(env.event_id) == body["event_id"]
     assert env.type == "incident.trigger"
     assert env.payload["severity"] == "critical"
@@ -126,15 +131,7 @@ async def test_operator_actions_become_commands_recording_the_actor(
     dedup = uuid.uuid4().hex
     response = await intake.post("/v1/events", json={"service": "web", "dedup_key": dedup, "actor": "ops", **body})
     assert response.status_code == 202, response.text
-    consumer = AIOKafkaConsumer(INCIDENT_COMMANDS, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        async for record in consumer:
-            if record.key == f"web/{dedup}".encode():
-                env = decode(record.value)
-                break
-    finally:
-        await consumer.stop()
+    env = await _command_for(kafka_bootstrap, f"web/{dedup}")
     assert env.type == command_type
     assert env.payload["actor"] == "ops"
     assert env.payload[payload_field[0]] == payload_field[1]
