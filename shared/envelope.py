@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -90,9 +90,6 @@ def new_envelope(
         correlation_id=correlation or eid,
         payload=payload.model_dump(mode="json"),
     )
-
-
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def decode(value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None) -> Envelope:

@@ -217,8 +217,8 @@ class Escalator:
 
     async def _timer_loop(self) -> None:
         """Send a `timer.fired` command for every due deadline; sleep until the next one."""
-        # Firings are idempotent commands sent outside any consumed event, so outside the
-        # transactions: a plain acks=all idempotent producer of their own.
+        # Firings are commands sent outside any consumed event (a stale or repeated one is ignored
+        # by its token): a plain acks=all idempotent producer of their own, awaited per pass.
         self._firing_producer = make_producer(self.settings.kafka_bootstrap_servers, f"{self.app.conf.id}-timers")
         await self._firing_producer.start()
         try:
