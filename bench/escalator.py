@@ -3,7 +3,7 @@
 Starts its own local stack (real Kafka and PostgreSQL in .stack/bench) and escalator workers as
 processes, and prints each figure beside a raw baseline measured in the same run:
 
-    .venv/bin/python -m bench.escalator [--commands 20000] [--timer-rate 1000] [--timer-seconds 10]
+    .venv/bin/python -m bench.escalator [--commands 20000] [--timer-rates 1000,500,250] [--timer-seconds 10]
                                          [--memory-incidents 1000000] [--restart-incidents 100000]
 """
 
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.escalator.config import load_catalog
 from services.escalator.core.simulator import Simulator
@@ -181,6 +182,7 @@ async def bench_throughput(bootstrap: str, root: Path, n: int) -> dict[str, floa
     envs = triggers(service, n, "t")
     produce_rate = await produce(bootstrap, envs)
     baseline = await raw_consume(bootstrap, INCIDENT_COMMANDS, n)
+    floor = await faust_floor(bootstrap, root / "floor", n, f"bench-floor-{run}")
     events = EventReader(bootstrap, service + "/")
     await events.start()
     worker = Worker(root / "tp", bootstrap, service, 3600, f"bench-tp-{run}")
@@ -201,8 +203,49 @@ async def bench_throughput(bootstrap: str, root: Path, n: int) -> dict[str, floa
         "raw_consume_per_s": baseline,
         "raw_produce_per_s": produce_rate,
         "ratio_to_raw_consume": rate / baseline,
+        "faust_floor_per_s": floor,
+        "ratio_to_faust_floor": rate / floor,
         "escalator_peak_rss_mib": rss,
     }
+
+
+def start_floor(bootstrap: str, root: Path, n: int, app_id: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """Launch bench/faust_floor.py as its own process; it writes its result to the returned path."""
+    root.mkdir(parents=True, exist_ok=True)
+    out = root / "floor.json"
+    env = {
+        **os.environ,
+        "FLOOR_BOOTSTRAP": bootstrap,
+        "FLOOR_APP_ID": app_id,
+        "FLOOR_COUNT": str(n),
+        "FLOOR_OUT": str(out),
+        "FLOOR_DATA_DIR": str(root / "data"),
+    }
+    return subprocess.Popen([sys.executable, "-m", "bench.faust_floor"], env=env, cwd=ROOT), out
+
+
+async def faust_floor(bootstrap: str, root: Path, n: int, app_id: str) -> float:
+    """Commands/s of the cheapest Faust worker doing the same Kafka work (bench/faust_floor.py)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(f"{app_id}-events", num_partitions=8, replication_factor=1)])
+    finally:
+        await admin.close()
+    proc, out = start_floor(bootstrap, root, n, app_id)
+    try:
+        deadline = time.monotonic() + 1800
+        while not out.exists():  # a subprocess's result file: nothing to await but the file
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"faust floor worker ended or stalled (exit {proc.returncode})")
+            await asyncio.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    result = json.loads(out.read_text())
+    rate = float(result["count"]) / (float(result["last"]) - float(result["first"]))
+    log(f"faust floor: {rate:,.0f} commands/s")
+    return rate
 
 
 async def bench_lateness(bootstrap: str, root: Path, rate: float, seconds: float) -> dict[str, float]:
@@ -296,7 +339,9 @@ async def bench_restart(bootstrap: str, root: Path, n: int) -> dict[str, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commands", type=int, default=20_000)
-    parser.add_argument("--timer-rate", type=float, default=1000)
+    parser.add_argument(
+        "--timer-rates", default="1000,500,250", help="comma-separated due timers/s, each measured on its own"
+    )
     parser.add_argument("--timer-seconds", type=float, default=10)
     parser.add_argument("--memory-incidents", type=int, default=1_000_000)
     parser.add_argument("--restart-incidents", type=int, default=100_000)
@@ -324,8 +369,10 @@ async def main() -> None:
                 results["throughput"] = await bench_throughput(bootstrap, root, args.commands)
                 log(f"throughput: {results['throughput']}")
             if "lateness" not in skip:
-                results["lateness"] = await bench_lateness(bootstrap, root, args.timer_rate, args.timer_seconds)
-                log(f"lateness: {results['lateness']}")
+                results["lateness"] = []
+                for rate in (float(r) for r in args.timer_rates.split(",")):
+                    results["lateness"].append(await bench_lateness(bootstrap, root, rate, args.timer_seconds))
+                    log(f"lateness: {results['lateness'][-1]}")
             if "memory" not in skip:
                 results["memory"] = bench_memory(args.memory_incidents)
                 log(f"memory: {results['memory']}")
@@ -348,13 +395,13 @@ def table(r: dict[str, Any]) -> str:
         rows.append(
             f"| escalator commands/s, 1 worker | {t['escalator_commands_per_s']:,.0f} | raw aiokafka consume "
             f"{t['raw_consume_per_s']:,.0f}/s (ratio {t['ratio_to_raw_consume']:.2f}); raw produce "
-            f"{t['raw_produce_per_s']:,.0f}/s | 10,000 |"
+            f"{t['raw_produce_per_s']:,.0f}/s; cheapest Faust worker doing the same Kafka work "
+            f"{t['faust_floor_per_s']:,.0f}/s (ratio {t['ratio_to_faust_floor']:.2f}) | 10,000 |"
         )
         rows.append(
             f"| escalator peak RSS after {t['commands']:,} incidents | {t['escalator_peak_rss_mib']:.0f} MiB | - | - |"
         )
-    if "lateness" in r:
-        x = r["lateness"]
+    for x in r.get("lateness", []):
         rows.append(
             f"| timer lateness at {x['timers_per_s']:,.0f} due/s, p50 / p99 / max | {x['lateness_p50_ms']:.1f} / "
             f"{x['lateness_p99_ms']:.1f} / {x['lateness_max_ms']:.1f} ms | - | p99 < 100 ms |"

@@ -41,6 +41,11 @@ class EscalatorSettings(CommonSettings):
     escalator_session_timeout_seconds: float = Field(
         10.0, gt=0, description="How soon a crashed worker's partitions move to the others."
     )
+    escalator_concurrency: int = Field(
+        256,
+        ge=1,
+        description="Commands in flight per worker (different incidents; one incident's commands stay in order).",
+    )
 
 
 class NotifierSettings(CommonSettings):
