@@ -349,9 +349,10 @@ async def main() -> None:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     os.environ.setdefault("ESCALATION_STACK_DIR", str(ROOT / ".stack" / "bench"))
-    os.environ.setdefault("STACK_KAFKA_PORT", "39092")
-    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "39093")
-    os.environ.setdefault("STACK_POSTGRES_PORT", "35432")
+    # Below Linux's ephemeral range (32768-60999): a client's outgoing port cannot take them first.
+    os.environ.setdefault("STACK_KAFKA_PORT", "28092")
+    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "28093")
+    os.environ.setdefault("STACK_POSTGRES_PORT", "24432")
     stack = LocalStack.from_env()
     stack.up(with_services=False, fresh=True, echo=log)
     bootstrap = f"127.0.0.1:{stack.kafka_port}"

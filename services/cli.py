@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from fastapi import FastAPI
 
+from services.audit.cli import audit_app
 from services.escalator.core.policy import Catalog
 from shared.yamlconfig import ConfigError
 
@@ -20,6 +21,9 @@ stack_app = typer.Typer(help="Run real Kafka and PostgreSQL (and the services) l
 policy_app = typer.Typer(help="Check escalation policies.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(policy_app, name="policy")
+access_app = typer.Typer(help="Bearer tokens for the APIs.")
+app.add_typer(access_app, name="access")
+app.add_typer(audit_app, name="audit")
 
 
 def _fail(message: str) -> NoReturn:
@@ -69,14 +73,19 @@ def stack_env() -> None:
     from services.stack.local import LocalStack
 
     for key, value in LocalStack.from_env().service_env().items():
-        if key in {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ESCALATION_CONFIG_DIR"} or key.endswith("_PORT"):
+        if key in {
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "DATABASE_URL",
+            "ESCALATION_CONFIG_DIR",
+            "AUDIT_SIGNING_KEY",
+        } or key.endswith("_PORT"):
             typer.echo(f"export {key}={value}")
 
 
 # --- services ------------------------------------------------------------------------------------
 
 
-def _serve(asgi: FastAPI, port: int) -> None:
+def serve(asgi: FastAPI, port: int) -> None:
     import uvicorn
 
     uvicorn.run(asgi, host="0.0.0.0", port=port, log_config=None, timeout_graceful_shutdown=30)  # noqa: S104
@@ -91,7 +100,7 @@ def intake() -> None:
 
     settings = IntakeSettings()
     configure_logging("intake", settings.log_level)
-    _serve(create_app(settings), settings.intake_port)
+    serve(create_app(settings), settings.intake_port)
 
 
 @app.command()
@@ -136,19 +145,7 @@ def notifier() -> None:
 
     settings = NotifierSettings()
     configure_logging("notifier", settings.log_level)
-    _serve(create_app(settings), settings.notifier_port)
-
-
-@app.command()
-def audit() -> None:
-    """Run the audit service (every topic into PostgreSQL, auditor API)."""
-    from services.audit.app import create_app
-    from shared.logging import configure_logging
-    from shared.settings import AuditSettings
-
-    settings = AuditSettings()
-    configure_logging("audit", settings.log_level)
-    _serve(create_app(settings), settings.audit_port)
+    serve(create_app(settings), settings.notifier_port)
 
 
 # --- policies and demo -------------------------------------------------------------------------
@@ -238,6 +235,22 @@ def policy_replay(
         if inc.acknowledged_at is not None:
             typer.echo(f"  time to acknowledge: {inc.acknowledged_at - start}")
     typer.echo(f"{len(incidents)} incidents replayed, {changed} would page differently")
+
+
+@access_app.command("token")
+def access_token(
+    name: Annotated[str, typer.Argument(help="Name of the token's holder, e.g. jane-auditor.")],
+    role: Annotated[str, typer.Option(help="responder, auditor or admin.")] = "auditor",
+) -> None:
+    """Make a new token: give the holder the token, put the YAML lines in the config folder."""
+    from shared.auth import Role, new_token, token_hash
+
+    if role not in {r.value for r in Role}:
+        _fail(f"--role must be one of {', '.join(r.value for r in Role)}")
+    token = new_token()
+    typer.echo(f"token (shown once, give it to {name}): {token}")
+    typer.echo(f"# add to a YAML file of the config folder:\naccess:\n  {name}:\n    role: {role}")
+    typer.echo(f"    token_sha256: {token_hash(token)}")
 
 
 @app.command()

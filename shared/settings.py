@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_KAFKA = "127.0.0.1:19092"
@@ -61,3 +61,7 @@ class AuditSettings(CommonSettings):
 
     database_url: str = Field(DEFAULT_DATABASE_URL, description="PostgreSQL DSN of the audit store.")
     audit_port: int = Field(8084, description="HTTP port of the audit API.")
+    audit_signing_key: SecretStr | None = Field(
+        None, description="Ed25519 private key (base64 of the 32-byte seed, or PEM) signing chain checkpoints."
+    )
+    audit_checkpoint_seconds: float = Field(60.0, gt=0, description="How often a signed checkpoint is written.")

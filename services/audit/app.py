@@ -1,20 +1,31 @@
-"""Audit service: persists every message, serves incident timelines to auditors."""
+"""Audit service: persists every message in a hash chain, serves auditors their timelines, searches,
+exports, evidence packs, verification and reports."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see the closures' Depends objects in the
+# route signatures, which string annotations would hide from it.
+import asyncio
+import csv
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 import asyncpg
-from fastapi import FastAPI
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, FastAPI, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import AwareDatetime
 
 from services.audit.consumer import AuditIngestor
 from services.audit.migrate import migrate
-from services.audit.store import AuditStore, AuditStoreError
+from services.audit.reports import GroupBy, incident_facts, summarize
+from services.audit.signing import load_private_key, make_checkpoint
+from services.audit.store import AuditStore, AuditStoreError, SearchFilter, use_writer_role
+from services.audit.verify import pack_lines, verify_items
+from shared.auth import AccessList, Principal, Role, load_access
 from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, problem
 from shared.kafka import Publisher, ensure_topics, make_producer
 from shared.logging import get_logger
@@ -22,31 +33,100 @@ from shared.settings import AuditSettings
 
 log = get_logger("audit")
 
+CSV_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "recorded_at",
+    "type",
+    "incident_id",
+    "incident_key",
+    "service",
+    "priority",
+    "actor",
+    "teams",
+    "topic",
+    "event_id",
+    "causation_id",
+    "correlation_id",
+    "chain",
+    "chain_seq",
+    "hash",
+    "payload",
+)
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The audit database is unavailable.", "content": {PROBLEM_JSON: {}}}
+}
+
+
+def _csv_line(values: list[Any]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    return buffer.getvalue().encode()
+
+
+def _csv_row(entry: dict[str, Any]) -> list[Any]:
+    values = {**entry, "teams": ";".join(entry["teams"]), "payload": json.dumps(entry["payload"], sort_keys=True)}
+    return ["" if values.get(c) is None else values[c] for c in CSV_COLUMNS]
+
+
+async def checkpoint_loop(store: AuditStore, key: Ed25519PrivateKey, every: float, stop: asyncio.Event) -> None:
+    """Write a signed checkpoint every `every` seconds while anything changed, and once more at stop."""
+    while True:
+        stopping = False
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=every)
+            stopping = True
+        except TimeoutError:
+            pass
+        try:
+            await store.add_checkpoint(lambda heads, prev: make_checkpoint(key, heads, prev, datetime.now(UTC)))
+        except AuditStoreError:
+            log.exception("checkpoint failed; the next one covers it", loop="checkpoints")
+        if stopping:
+            return
+
 
 def create_app(settings: AuditSettings | None = None) -> FastAPI:
-    """Build the audit service's ASGI app; ingestion runs in its lifespan."""
+    """Build the audit service's ASGI app; ingestion and checkpoints run in its lifespan."""
     settings = settings or AuditSettings()
+    access: AccessList = load_access(settings.escalation_config_dir)
+    key = load_private_key(settings.audit_signing_key.get_secret_value()) if settings.audit_signing_key else None
     state: dict[str, Any] = {}
+    auditor = Depends(access.dependency(Role.AUDITOR))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
-        async with pool.acquire() as conn:
+        # Migrations run as the login role (it owns the tables); the service's pool works as the writer.
+        async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=1) as owner, owner.acquire() as conn:
             applied = await migrate(conn)
         if applied:
             log.info("migrations applied", migrations=applied)
+        if not access.enabled:
+            log.warning("authentication is off: no tokens in the access section of the config folder")
+        if key is None:
+            log.warning("AUDIT_SIGNING_KEY not set: no signed checkpoints are written")
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8, init=use_writer_role)
         await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
         producer = make_producer(settings.kafka_bootstrap_servers, "audit")
         await producer.start()
         store = AuditStore(pool)
         ingestor = AuditIngestor(settings.kafka_bootstrap_servers, store, Publisher(producer))
         await ingestor.start()
-        state.update(store=store, ingestor=ingestor)
+        stop = asyncio.Event()
+        checkpoints = (
+            asyncio.create_task(checkpoint_loop(store, key, settings.audit_checkpoint_seconds, stop))
+            if key is not None
+            else None
+        )
+        state.update(store=store, ingestor=ingestor, pool=pool)
         log.info("audit started", port=settings.audit_port)
         try:
             yield
         finally:
             await ingestor.stop()
+            stop.set()
+            if checkpoints is not None:
+                await checkpoints  # the last batch's rows get a checkpoint before we exit
             await producer.stop()
             await pool.close()
             log.info("audit stopped")
@@ -60,37 +140,140 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Escalation audit",
-        version="0.1.0",
-        description="Complete history of every incident: commands, decisions and deliveries.",
+        version="0.2.0",
+        description=(
+            "Complete, tamper-evident history of every incident: commands, decisions, deliveries. "
+            "Read-only; needs a bearer token with the auditor (or admin) role when tokens are configured."
+        ),
         lifespan=lifespan,
     )
     install_problem_handlers(app)
     app.include_router(ops_router(health))
 
-    @app.get(
-        "/v1/incidents/{incident_id}/timeline",
-        responses={404: {"description": "No history for this incident.", "content": {PROBLEM_JSON: {}}}},
-    )
-    async def timeline(incident_id: uuid.UUID) -> Response:
-        """Return the ordered history of one incident."""
+    def store_of() -> AuditStore:
         store: AuditStore = state["store"]
+        return store
+
+    def filters(
+        service: str | None = None,
+        team: str | None = None,
+        priority: Annotated[str | None, Query(pattern=r"^P[1-5]$")] = None,
+        actor: str | None = None,
+        type: Annotated[str | None, Query(description="Message type, e.g. escalation.step_reached.")] = None,
+        incident_id: uuid.UUID | None = None,
+        since: Annotated[
+            AwareDatetime | None, Query(description="From this instant (inclusive, ISO 8601 with zone).")
+        ] = None,
+        until: Annotated[AwareDatetime | None, Query(description="Up to this instant (exclusive).")] = None,
+    ) -> SearchFilter:
+        return SearchFilter(service, team, priority, actor, type, incident_id, since, until)
+
+    @app.get("/v1/incidents/{incident_id}/timeline", responses={404: {"content": {PROBLEM_JSON: {}}}, **_UNAVAILABLE})
+    async def timeline(incident_id: uuid.UUID, who: Annotated[Principal, auditor]) -> Response:
+        """The ordered history of one incident: its commands, decisions and deliveries, with actors."""
         try:
-            entries = await store.timeline(incident_id)
+            entries = await store_of().timeline(incident_id)
         except AuditStoreError as exc:
             return problem(503, "Audit database unavailable", str(exc), headers={"Retry-After": "5"})
         if not entries:
             return problem(404, "Unknown incident", f"no history for incident {incident_id}")
         return JSONResponse({"incident_id": str(incident_id), "entries": entries})
 
+    @app.get("/v1/events", responses=_UNAVAILABLE)
+    async def search(
+        who: Annotated[Principal, auditor],
+        query: Annotated[SearchFilter, Depends(filters)],
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        after: Annotated[int | None, Query(ge=0, description="`next` of the previous page.")] = None,
+    ) -> Response:
+        """Search the history; pages in ingestion order, `next` gives the following page."""
+        try:
+            items = await store_of().search(query, after, limit)
+        except AuditStoreError as exc:
+            return problem(503, "Audit database unavailable", str(exc), headers={"Retry-After": "5"})
+        following = items[-1]["seq"] if len(items) == limit else None
+        return JSONResponse({"items": items, "next": following})
+
     @app.get("/v1/export.jsonl", response_class=StreamingResponse)
-    async def export_jsonl() -> StreamingResponse:
-        """Stream the whole history, one envelope per line, in ingestion order (any size)."""
-        store: AuditStore = state["store"]
+    async def export_jsonl(
+        who: Annotated[Principal, auditor], query: Annotated[SearchFilter, Depends(filters)]
+    ) -> StreamingResponse:
+        """The (filtered) history, one JSON object per line, in ingestion order; streamed, any size."""
 
         async def lines() -> AsyncIterator[bytes]:
-            async for row in store.export():
-                yield (json.dumps(row, separators=(",", ":")) + "\n").encode()
+            async for row in store_of().export(query=query):
+                yield (json.dumps(row, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    @app.get("/v1/export.csv", response_class=StreamingResponse)
+    async def export_csv(
+        who: Annotated[Principal, auditor], query: Annotated[SearchFilter, Depends(filters)]
+    ) -> StreamingResponse:
+        """The (filtered) history as CSV (payload as a JSON column); streamed, any size."""
+
+        async def lines() -> AsyncIterator[bytes]:
+            yield _csv_line(list(CSV_COLUMNS))
+            async for row in store_of().export(query=query):
+                yield _csv_line(_csv_row(row))
+
+        return StreamingResponse(
+            lines(), media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="audit.csv"'}
+        )
+
+    @app.get("/v1/evidence.jsonl", response_class=StreamingResponse)
+    async def evidence(who: Annotated[Principal, auditor]) -> StreamingResponse:
+        """An evidence pack: every row with its chain links, the checkpoints and the public key.
+        `escalation audit verify --pack FILE` checks it offline."""
+        public = key.public_key() if key is not None else None
+        lines = pack_lines(store_of().evidence(), public, datetime.now(UTC).isoformat())
+        return StreamingResponse(lines, media_type="application/x-ndjson")
+
+    @app.get("/v1/verify", responses=_UNAVAILABLE)
+    async def verify(who: Annotated[Principal, auditor]) -> Response:
+        """Check every chain, the recorded heads and the signed checkpoints now; names the first bad row."""
+        try:
+            report = await verify_items(store_of().evidence(), key.public_key() if key is not None else None)
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            return problem(503, "Audit database unavailable", repr(exc), headers={"Retry-After": "5"})
+        return JSONResponse(
+            {
+                "ok": report.ok,
+                "rows": report.rows,
+                "chains": report.chains,
+                "checkpoints": report.checkpoints,
+                "key_id": report.key,
+                "problems": report.problems,
+                "notes": report.notes,
+            }
+        )
+
+    @app.get("/v1/reports", responses=_UNAVAILABLE)
+    async def reports(
+        who: Annotated[Principal, auditor],
+        by: GroupBy = GroupBy.SERVICE,
+        since: Annotated[
+            AwareDatetime | None, Query(description="Incidents opened from (default: 30 days ago).")
+        ] = None,
+        until: Annotated[AwareDatetime | None, Query(description="Incidents opened before (default: now).")] = None,
+    ) -> Response:
+        """Per service, team or priority: incidents, MTTA, MTTR, escalations per level, SLA, who acknowledged."""
+        end = until or datetime.now(UTC)
+        start = since or end - timedelta(days=30)
+        if start >= end:
+            return problem(422, "Invalid request", "since: must be before until", errors=[{"field": "since"}])
+        try:
+            facts = await incident_facts(state["pool"], start, end)
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            return problem(503, "Audit database unavailable", repr(exc), headers={"Retry-After": "5"})
+        lines = summarize(facts, by)
+        return JSONResponse(
+            {
+                "by": by.value,
+                "since": start.isoformat(),
+                "until": end.isoformat(),
+                "lines": [x.as_dict() for x in lines],
+            }
+        )
 
     return app

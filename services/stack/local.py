@@ -55,9 +55,21 @@ class LocalStack:
         env.setdefault("DATABASE_URL", self.postgres.url)
         env.setdefault("ESCALATION_CONFIG_DIR", str(self.config_dir))
         env.setdefault("ESCALATOR_DATA_DIR", str(self.root / "escalator"))
+        env.setdefault("AUDIT_SIGNING_KEY", self.signing_key())
         for name in processes.SERVICES:
             env.setdefault(processes.PORT_VARS[name], str(processes.port_of(name, env)))
         return env
+
+    def signing_key(self) -> str:
+        """The local stack's checkpoint signing key, made on first use and kept in its folder."""
+        from services.audit.signing import new_private_key_text
+
+        path = self.root / "audit-signing.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_private_key_text() + "\n")
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def service(self, name: str) -> processes.ServiceProcess:
         """The process record of one service."""

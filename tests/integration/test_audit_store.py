@@ -115,5 +115,6 @@ async def test_export_streams_every_row_as_its_envelope(pool: asyncpg.Pool) -> N
     assert len(mine) == 1
     assert mine[0]["topic"] == "incidents.commands"
     assert Envelope.model_validate({k: v for k, v in mine[0].items() if k in Envelope.model_fields}) == trig
-    assert mine[0]["chain"] == "incidents.commands/5" and len(mine[0]["hash"]) == 64
+    assert mine[0]["chain"] == "incidents.commands/5"
+    assert len(mine[0]["hash"]) == 64
     assert len(rows) == await pool.fetchval("SELECT count(*) FROM audit_log")

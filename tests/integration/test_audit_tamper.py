@@ -218,7 +218,8 @@ async def test_a_forged_checkpoint_signature_fails(store: AuditStore, superuser:
     await _checkpoint(store)
     await superuser.execute("UPDATE audit_checkpoints SET signature = $1", "AAAA" + "A" * 84)
     report = await _verify(store)
-    assert len(report.problems) == 1 and "signature does not verify" in report.problems[0]
+    assert len(report.problems) == 1
+    assert "signature does not verify" in report.problems[0]
 
 
 async def test_an_evidence_pack_verifies_offline_and_names_a_changed_line(store: AuditStore, tmp_path: Path) -> None:

@@ -1,0 +1,128 @@
+"""Bearer tokens with roles, configured as SHA-256 hashes in the `access` section of the config folder.
+
+```yaml
+access:
+  jane-auditor:            # the token's name: shown in logs and recorded as the actor
+    role: auditor          # responder | auditor | admin
+    token_sha256: 9f86...  # sha256 of the token; `escalation access token` makes both
+```
+Only hashes are stored, so the config folder leaks no usable token; rotating a token is adding a new
+entry, handing it out, then removing the old one. A folder without any `access` entry leaves the
+APIs open (development), and every service says so in its log at start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Header, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.yamlconfig import ConfigError, load_yaml, yaml_files
+
+
+class Role(StrEnum):
+    """What a token may do; admin may do everything."""
+
+    RESPONDER = "responder"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class TokenEntry(BaseModel):
+    """One configured token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256 of the token.")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling."""
+
+    name: str
+    role: Role | None  # None: authentication is off
+
+
+ANONYMOUS = Principal("anonymous", None)
+
+
+def token_hash(token: str) -> str:
+    """The hash a token is configured by."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random token."""
+    return "esc_" + secrets.token_urlsafe(32)
+
+
+class AccessList:
+    """The configured tokens, looked up by their hash."""
+
+    def __init__(self, entries: dict[str, TokenEntry]) -> None:
+        self._by_hash = {e.token_sha256: Principal(name, e.role) for name, e in entries.items()}
+
+    @property
+    def enabled(self) -> bool:
+        """False when no token is configured: every request passes as anonymous."""
+        return bool(self._by_hash)
+
+    def authenticate(self, authorization: str | None, allowed: frozenset[Role]) -> Principal:
+        """The caller of a request, or an HTTPException (401 no or unknown token, 403 wrong role)."""
+        if not self.enabled:
+            return ANONYMOUS
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "Authentication required: send 'Authorization: Bearer <token>'", _CHALLENGE)
+        principal = self._by_hash.get(token_hash(token.strip()))
+        if principal is None:
+            raise HTTPException(401, "Unknown or revoked token", _CHALLENGE)
+        if principal.role is not Role.ADMIN and principal.role not in allowed:
+            wanted = " or ".join(sorted(r.value for r in allowed | {Role.ADMIN}))
+            raise HTTPException(403, f"Token {principal.name!r} has role {principal.role}; this needs {wanted}")
+        return principal
+
+    def dependency(self, *roles: Role) -> Callable[[str | None], Awaitable[Principal]]:
+        """A FastAPI dependency admitting the given roles (and admin)."""
+        allowed = frozenset(roles)
+
+        async def require(authorization: Annotated[str | None, Header()] = None) -> Principal:
+            return self.authenticate(authorization, allowed)
+
+        return require
+
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def load_access(folder: Path) -> AccessList:
+    """Read the `access` entries of every YAML file of the config folder (a missing folder: none)."""
+    try:
+        files = yaml_files(folder)
+    except ConfigError:
+        return AccessList({})
+    entries: dict[str, TokenEntry] = {}
+    for path in files:
+        doc = load_yaml(path)
+        section = doc.data.get("access") if isinstance(doc.data, dict) else None
+        if section is None:
+            continue
+        if not isinstance(section, dict):
+            raise ConfigError(path, doc.line_of(("access",)), "access", "must be a mapping of token name to entry")
+        for name, body in section.items():
+            if name in entries:
+                raise ConfigError(path, doc.line_of(("access", name)), f"access.{name}", "defined twice")
+            try:
+                entries[str(name)] = TokenEntry.model_validate(body)
+            except ValidationError as exc:
+                raise doc.error(exc, ("access", name)) from exc
+    return AccessList(entries)
