@@ -64,4 +64,7 @@ class AuditSettings(CommonSettings):
     audit_signing_key: SecretStr | None = Field(
         None, description="Ed25519 private key (base64 of the 32-byte seed, or PEM) signing chain checkpoints."
     )
+    audit_consumer_group: str = Field(
+        "audit", min_length=1, description="Kafka consumer group and the name its offsets are stored under."
+    )
     audit_checkpoint_seconds: float = Field(60.0, gt=0, description="How often a signed checkpoint is written.")

@@ -110,7 +110,9 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         producer = make_producer(settings.kafka_bootstrap_servers, "audit")
         await producer.start()
         store = AuditStore(pool)
-        ingestor = AuditIngestor(settings.kafka_bootstrap_servers, store, Publisher(producer))
+        ingestor = AuditIngestor(
+            settings.kafka_bootstrap_servers, store, Publisher(producer), settings.audit_consumer_group
+        )
         await ingestor.start()
         stop = asyncio.Event()
         checkpoints = (

@@ -3,10 +3,15 @@
 One chain per Kafka source partition ("<topic>/<partition>"): a partition is written by one audit
 worker at a time and in offset order, so several workers append to different chains without
 coordinating. Row n of a chain carries `chain_seq = n` (from 1), `prev_hash` = the hash of row n-1
-(64 zeros for the first row) and `hash = sha256(prev_hash + canonical_json(row))`, where the
-canonical JSON holds every stored field of the row except the hash itself, with sorted keys and no
-spaces. Nothing here does I/O: the store, `verify` against PostgreSQL and the offline check of an
-evidence pack all use these functions.
+(64 zeros for the first row) and
+
+    hash = sha256(prev_hash + canonical(fields without payload and hash) + "\n" + canonical(payload))
+
+Canonical JSON is orjson's: sorted keys, no whitespace, UTF-8, shortest round-trip floats (plain
+`json` for what orjson refuses, such as integers beyond 64 bits). The payload is serialized once:
+that text is both what PostgreSQL stores and what the hash covers. Instants are ISO 8601 in UTC
+(`datetime.isoformat()` of the stored microsecond value). Nothing here does I/O: the store, `verify`
+against PostgreSQL and the offline check of an evidence pack all use these functions.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 GENESIS = "0" * 64
 
@@ -41,8 +48,7 @@ HASHED_FIELDS = (
     "priority",
     "actor",
     "teams",
-    "payload",
-)
+)  # and the payload, hashed separately
 
 
 def chain_of(topic: str, partition: int) -> str:
@@ -51,19 +57,27 @@ def chain_of(topic: str, partition: int) -> str:
 
 
 def timestamp(value: datetime) -> str:
-    """The one text form of instants inside hashed rows: UTC, microseconds, `Z`."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The one text form of instants inside hashed rows: ISO 8601 in UTC."""
+    return value.astimezone(UTC).isoformat()
 
 
 def canonical(value: Any) -> bytes:
     """Canonical JSON: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # e.g. an integer beyond 64 bits in a payload
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def row_hash(row: Mapping[str, Any]) -> str:
-    """Hash of one row given its hashed fields (instants already as `timestamp` text)."""
+def row_hash(row: Mapping[str, Any], payload_text: bytes | None = None) -> str:
+    """Hash of one row given its hashed fields (instants as `timestamp` text) and payload.
+
+    `payload_text`, when the caller already has the payload's canonical bytes, saves a second
+    serialization; otherwise `row["payload"]` is serialized here.
+    """
     body = {name: row[name] for name in HASHED_FIELDS}
-    return hashlib.sha256(str(row["prev_hash"]).encode() + canonical(body)).hexdigest()
+    text = payload_text if payload_text is not None else canonical(row["payload"])
+    return hashlib.sha256(str(row["prev_hash"]).encode() + canonical(body) + b"\n" + text).hexdigest()
 
 
 @dataclass(frozen=True)

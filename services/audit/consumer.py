@@ -39,12 +39,13 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
 class AuditIngestor:
     """Consumes all topics and writes them, with their offsets, in one transaction per batch."""
 
-    def __init__(self, bootstrap: str, store: AuditStore, publisher: Publisher) -> None:
+    def __init__(self, bootstrap: str, store: AuditStore, publisher: Publisher, group: str = CONSUMER) -> None:
+        self.group = group
         self.store = store
         self.publisher = publisher
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
-            group_id=CONSUMER,
+            group_id=group,
             client_id="audit",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -70,7 +71,7 @@ class AuditIngestor:
         """Position the consumer at the offsets PostgreSQL holds."""
         while True:
             try:
-                stored = await self.store.offsets(CONSUMER)
+                stored = await self.store.offsets(self.group)
                 break
             except AuditStoreError:
                 log.exception("cannot read stored offsets; retrying", loop="audit")
@@ -102,12 +103,12 @@ class AuditIngestor:
         for tp, records in batches.items():
             for rec in records:
                 try:
-                    env = decode(rec.value)
+                    env = decode(rec.value, check_payload=False)
                 except EnvelopeError as exc:
                     DEAD_LETTERS.inc()
                     log.warning("unreadable message dead-lettered", reason=str(exc), topic=rec.topic, offset=rec.offset)
                     await self.publisher.dead_letter(
-                        CONSUMER,
+                        "audit",
                         topic=rec.topic,
                         partition=rec.partition,
                         offset=rec.offset,
@@ -119,7 +120,7 @@ class AuditIngestor:
                 rows.append(Record(rec.topic, rec.partition, rec.offset, env))
             if records:
                 offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
-        inserted = await self.store.write_batch(CONSUMER, rows, offsets)
+        inserted = await self.store.write_batch(self.group, rows, offsets)
         ROWS.inc(inserted)
         DUPLICATES.inc(len(rows) - inserted)
         for r in rows:

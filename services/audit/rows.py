@@ -106,7 +106,8 @@ def link(records: Iterable[Record], heads: dict[str, tuple[int, str]], recorded_
         seq, prev = heads.get(chain, (0, "0" * 64))
         row = hashed_fields(record, recorded_at)
         row.update(chain=chain, chain_seq=seq + 1, prev_hash=prev)
-        digest = row_hash(row)
+        payload_text = canonical(env.payload)
+        digest = row_hash(row, payload_text)
         heads[chain] = (seq + 1, digest)
         out.append(
             (
@@ -122,7 +123,7 @@ def link(records: Iterable[Record], heads: dict[str, tuple[int, str]], recorded_
                 record.topic,
                 record.partition,
                 record.offset,
-                canonical(env.payload).decode(),
+                payload_text.decode(),
                 chain,
                 seq + 1,
                 prev,

@@ -128,6 +128,7 @@ async def client(
         kafka_bootstrap_servers=kafka_bootstrap,
         escalation_config_dir=Path(config),
         audit_signing_key=new_private_key_text(),
+        audit_consumer_group=f"it-audit-api-{uuid.uuid4().hex[:8]}",
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

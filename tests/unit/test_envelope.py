@@ -114,3 +114,19 @@ def test_derived_uuid7_is_deterministic_version_7_and_carries_the_time() -> None
     assert a.version == 7
     assert a.variant == uuid.RFC_4122
     assert uuid7_unix_ms(a) == 1_700_000_000_123
+
+
+def test_the_audit_path_keeps_a_bad_payload_but_not_a_bad_envelope(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = json.loads(_trigger().to_json())
+    odd = json.dumps({**body, "payload": {**body["payload"], "severity": "apocalyptic"}}).encode()
+    assert decode(odd, check_payload=False).payload["severity"] == "apocalyptic"  # recorded as sent
+    assert decode(odd, check_payload=False) == decode(odd, check_payload=False)
+    for raw, reason in ((b"{nope", "Invalid JSON"), (b"[1, 2]", "should be an object"), (None, "tombstone")):
+        with pytest.raises(EnvelopeError, match=reason):
+            decode(raw, check_payload=False)
+    with pytest.raises(EnvelopeError, match="event_id"):
+        decode(json.dumps({**body, "event_id": "not-a-uuid"}).encode(), check_payload=False)
+    monkeypatch.setitem(ev.PAYLOADS, "test.renamed", _RenamedV2)
+    monkeypatch.setitem(ev.VERSIONS, "test.renamed", 2)
+    monkeypatch.setitem(ev.UPCASTERS, ("test.renamed", 1), lambda p: {"title": p["summary"]})
+    assert decode(STORED_V1.encode(), check_payload=False).payload == {"title": "disk full"}

@@ -1,0 +1,259 @@
+"""Audit benchmark: rows/s written with hashing, next to raw COPY; Kafka-to-PostgreSQL ingestion;
+time to export and to verify a large history.
+
+Starts its own local stack (real Kafka and PostgreSQL in .stack/bench-audit) and prints each figure
+beside a raw baseline measured in the same run:
+
+    .venv/bin/python -m bench.audit [--rows 200000] [--ingest 100000] [--history 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from services.audit.consumer import AuditIngestor
+from services.audit.migrate import migrate
+from services.audit.rows import Record
+from services.audit.store import AuditStore
+from services.audit.verify import verify_items
+from services.stack.local import LocalStack
+from shared import events as ev
+from shared.envelope import Envelope, new_envelope
+from shared.kafka import Publisher, ensure_topics, make_producer
+from shared.topics import ESCALATION_EVENTS
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+BATCH = 2000
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def step_events(n: int, service: str) -> list[Envelope]:
+    """Escalation steps as the escalator emits them (about 700 bytes of JSON each)."""
+    out = []
+    for i in range(n):
+        key = f"{service}/dedup-{i}"
+        payload = ev.EscalationStepReached(
+            step_id=uuid.uuid4(),
+            level=1 + i % 3,
+            cycle=0,
+            level_name="infrastructure on call",
+            kind="functional",
+            reason="timeout",
+            targets=[ev.Target(type="webhook", url="https://hooks.example.com/infra", name="infrastructure")],
+            service=service,
+            summary=f"disk full on db-{i % 97}",
+            severity=ev.Severity.CRITICAL,
+            priority="P1",
+            policy_id="server-outage",
+        )
+        out.append(
+            new_envelope(
+                ev.ESCALATION_STEP_REACHED,
+                payload,
+                incident_key=key,
+                occurred_at=datetime.now(UTC),
+                incident_id=uuid.uuid4(),
+            )
+        )
+    return out
+
+
+async def fresh_database(admin_url: str, name: str) -> str:
+    conn = await asyncpg.connect(admin_url)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    conn = await asyncpg.connect(url)
+    await migrate(conn)
+    await conn.close()
+    return url
+
+
+async def raw_copy(url: str, envelopes: list[Envelope]) -> float:
+    """Rows/s of plain copy_records_to_table of the same envelopes into a table without chain or checks."""
+    conn = await asyncpg.connect(url)
+    await conn.execute(
+        "CREATE TABLE raw_log (event_id uuid, type text, occurred_at timestamptz, incident_key text, payload json)"
+    )
+    rows = [(e.event_id, e.type, e.occurred_at, e.incident_key, json.dumps(e.payload)) for e in envelopes]
+    start = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        async with conn.transaction():
+            await conn.copy_records_to_table("raw_log", records=rows[i : i + BATCH])
+    elapsed = time.perf_counter() - start
+    await conn.close()
+    return len(rows) / elapsed
+
+
+async def store_rows(url: str, envelopes: list[Envelope], partitions: int = 8) -> float:
+    """Rows/s through AuditStore.write_batch: dedupe checks, hashing, COPY, heads and offsets, one tx each."""
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    store = AuditStore(pool)
+    records = [Record(ESCALATION_EVENTS, i % partitions, i // partitions, e) for i, e in enumerate(envelopes)]
+    start = time.perf_counter()
+    for i in range(0, len(records), BATCH):
+        chunk = records[i : i + BATCH]
+        offsets = {(ESCALATION_EVENTS, r.partition): r.offset + 1 for r in chunk}
+        await store.write_batch("bench", chunk, offsets)
+    elapsed = time.perf_counter() - start
+    await pool.close()
+    return len(records) / elapsed
+
+
+async def ingest(bootstrap: str, url: str, envelopes: list[Envelope]) -> dict[str, float]:
+    """Kafka to PostgreSQL: produce first, then time the ingestor draining them."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    futures = [
+        await producer.send(ESCALATION_EVENTS, e.to_json(), key=e.incident_key.encode(), headers=e.kafka_headers())
+        for e in envelopes
+    ]
+    await asyncio.gather(*futures)
+    await producer.stop()
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+    publisher_producer = make_producer(bootstrap, "bench-audit")
+    await publisher_producer.start()
+    ingestor = AuditIngestor(
+        bootstrap, AuditStore(pool), Publisher(publisher_producer), group=f"bench-{uuid.uuid4().hex}"
+    )
+    await ingestor.start()
+    n = len(envelopes)
+    first: tuple[float, int] | None = None  # from the first stored rows on: the group join is not ingestion
+    while True:
+        count = await pool.fetchval("SELECT count(*) FROM audit_log")
+        if first is None and count > 0:
+            first = (time.perf_counter(), count)
+        if count >= n:
+            break
+        await asyncio.sleep(0.1)  # a benchmark polling another component's table for progress
+    assert first is not None
+    elapsed = time.perf_counter() - first[0]
+    n -= first[1]
+    await ingestor.stop()
+    await publisher_producer.stop()
+    await pool.close()
+    return {"ingest_rows_per_s": n / elapsed, "ingest_rows": len(envelopes)}
+
+
+async def history(url: str, n: int) -> dict[str, float]:
+    """Write n rows, then time a full JSONL export and a full verification."""
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    store = AuditStore(pool)
+    written = 0
+    start = time.perf_counter()
+    while written < n:
+        chunk = step_events(min(20_000, n - written), "bench-history")
+        records = [Record(ESCALATION_EVENTS, (written + i) % 8, written + i, e) for i, e in enumerate(chunk)]
+        for i in range(0, len(records), BATCH):
+            await store.write_batch("bench-history", records[i : i + BATCH], {})
+        written += len(chunk)
+        log(f"history: {written:,} rows")
+    write_s = time.perf_counter() - start
+    start = time.perf_counter()
+    size = 0
+    async for row in store.export(batch=5000):
+        size += len(json.dumps(row, separators=(",", ":"))) + 1
+    export_s = time.perf_counter() - start
+    start = time.perf_counter()
+    report = await verify_items(store.evidence(), None)
+    verify_s = time.perf_counter() - start
+    await pool.close()
+    if not report.ok:
+        raise RuntimeError(report.text())
+    return {
+        "history_rows": n,
+        "history_write_s": write_s,
+        "export_jsonl_s": export_s,
+        "export_jsonl_mib": size / 2**20,
+        "verify_s": verify_s,
+        "verified_rows": report.rows,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--ingest", type=int, default=100_000)
+    parser.add_argument("--history", type=int, default=1_000_000)
+    parser.add_argument("--skip", default="", help="comma-separated: write,ingest,history")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    os.environ.setdefault("ESCALATION_STACK_DIR", str(ROOT / ".stack" / "bench-audit"))
+    # Below Linux's ephemeral range (32768-60999): a client's outgoing port cannot take them first.
+    os.environ.setdefault("STACK_KAFKA_PORT", "27092")
+    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "27093")
+    os.environ.setdefault("STACK_POSTGRES_PORT", "24433")
+    stack = LocalStack.from_env()
+    stack.up(with_services=False, fresh=True, echo=log)
+    bootstrap = f"127.0.0.1:{stack.kafka_port}"
+    admin = stack.postgres.url
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "at": datetime.now(UTC).isoformat(),
+    }
+    try:
+        if "write" not in skip:
+            envelopes = step_events(args.rows, "bench-write")
+            raw = await raw_copy(await fresh_database(admin, "bench_raw"), envelopes)
+            hashed = await store_rows(await fresh_database(admin, "bench_store"), envelopes)
+            results["write"] = {"rows": args.rows, "raw_copy_per_s": raw, "store_per_s": hashed, "ratio": hashed / raw}
+            log(f"write: {results['write']}")
+        if "ingest" not in skip:
+            await ensure_topics(bootstrap, 8)
+            envelopes = step_events(args.ingest, "bench-ingest")
+            results["ingest"] = await ingest(bootstrap, await fresh_database(admin, "bench_ingest"), envelopes)
+            log(f"ingest: {results['ingest']}")
+        if "history" not in skip:
+            results["history"] = await history(await fresh_database(admin, "bench_history"), args.history)
+            log(f"history: {results['history']}")
+    finally:
+        stack.down()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "audit.json").write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+def table(r: dict[str, Any]) -> str:
+    rows = ["| figure | measured | baseline (same run) | target |", "|---|---|---|---|"]
+    if "write" in r:
+        w = r["write"]
+        rows.append(
+            f"| rows/s written with dedupe, SHA-256 chain, COPY, heads and offsets ({w['rows']:,} rows, "
+            f"batches of {BATCH}) | {w['store_per_s']:,.0f} | raw copy_records_to_table {w['raw_copy_per_s']:,.0f}/s "
+            f"(ratio {w['ratio']:.2f}) | 30,000 |"
+        )
+    if "ingest" in r:
+        i = r["ingest"]
+        rows.append(
+            f"| Kafka to PostgreSQL ingestion ({i['ingest_rows']:,} rows) | {i['ingest_rows_per_s']:,.0f} rows/s "
+            "| - | - |"
+        )
+    if "history" in r:
+        h = r["history"]
+        rows.append(
+            f"| export {h['history_rows']:,} rows as JSONL ({h['export_jsonl_mib']:,.0f} MiB) "
+            f"| {h['export_jsonl_s']:.1f} s | - | - |"
+        )
+        rows.append(f"| verify {h['verified_rows']:,} rows | {h['verify_s']:.1f} s | - | - |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
