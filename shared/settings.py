@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_KAFKA = "127.0.0.1:19092"
@@ -67,4 +67,9 @@ class AuditSettings(CommonSettings):
     audit_consumer_group: str = Field(
         "audit", min_length=1, description="Kafka consumer group and the name its offsets are stored under."
     )
+    @field_validator("audit_signing_key", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     audit_checkpoint_seconds: float = Field(60.0, gt=0, description="How often a signed checkpoint is written.")
