@@ -67,6 +67,7 @@ class AuditSettings(CommonSettings):
     audit_consumer_group: str = Field(
         "audit", min_length=1, description="Kafka consumer group and the name its offsets are stored under."
     )
+
     @field_validator("audit_signing_key", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:

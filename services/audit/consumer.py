@@ -19,6 +19,7 @@ CONSUMER = "audit"
 
 ROWS = Counter("audit_rows_inserted_total", "Rows inserted into the audit log")
 DUPLICATES = Counter("audit_duplicates_total", "Messages already in the audit log (redelivered)")
+BATCH_FAILURES = Counter("audit_batch_failures_total", "Batches not stored (database or Kafka error); read again")
 DEAD_LETTERS = Counter("audit_dead_letters_total", "Unreadable messages sent to the dead-letter topic")
 
 
@@ -91,6 +92,7 @@ class AuditIngestor:
                 if batches:
                     await self._store(batches)
             except (AuditStoreError, PublishError, KafkaError):
+                BATCH_FAILURES.inc()
                 log.exception("audit batch failed; it will be read again", loop="audit")
                 await asyncio.sleep(1.0)
                 for tp, records in batches.items():

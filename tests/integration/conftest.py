@@ -18,10 +18,13 @@ async def database_url() -> AsyncIterator[str]:
     name = f"it_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(url)
     await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
     base = url.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
+        # A new connection: a test may have restarted the server in between.
+        admin = await asyncpg.connect(url)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 

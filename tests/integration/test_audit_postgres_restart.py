@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 
 from services.audit.consumer import AuditIngestor
 from services.audit.migrate import migrate
@@ -88,6 +89,7 @@ async def test_rows_equal_distinct_events_after_a_postgres_restart(database: str
     ingestor = AuditIngestor(kafka_bootstrap, store, Publisher(producer), group=f"it-restart-{uuid.uuid4().hex[:8]}")
     await ingestor.start()
     paths = LocalStack.from_env().postgres
+    failures_before = REGISTRY.get_sample_value("audit_batch_failures_total") or 0.0
     try:
         halfway = asyncio.Event()
         sending = asyncio.create_task(_send(kafka_bootstrap, envelopes, halfway))
@@ -107,6 +109,8 @@ async def test_rows_equal_distinct_events_after_a_postgres_restart(database: str
         assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE service = $1", service) == EVENTS
         stored = await pool.fetch("SELECT event_id FROM audit_log WHERE service = $1", service)
         assert {r["event_id"] for r in stored} == {e.event_id for e in envelopes}
+        # The restart really hit the ingestor: some batch failed and was read again.
+        assert (REGISTRY.get_sample_value("audit_batch_failures_total") or 0.0) > failures_before
         report = await verify_items(store.evidence(), None)
         assert report.ok, report.text()
     finally:
