@@ -4,7 +4,7 @@ time to export and to verify a large history.
 Starts its own local stack (real Kafka and PostgreSQL in .stack/bench-audit) and prints each figure
 beside a raw baseline measured in the same run:
 
-    .venv/bin/python -m bench.audit [--rows 200000] [--ingest 100000] [--history 1000000]
+    .venv/bin/python -m bench.audit [--rows 200000] [--writers 2] [--ingest 100000] [--history 1000000]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -86,45 +87,72 @@ async def fresh_database(admin_url: str, name: str) -> str:
     return url
 
 
-async def raw_copy(url: str, envelopes: list[Envelope]) -> float:
-    """Rows/s of plain copy_records_to_table of the same envelopes into a table without chain or checks."""
+async def _write(kind: str, url: str, count: int, partitions: list[int], barrier: Any) -> tuple[float, float]:
+    """One writer: `raw` copies plain rows, `store` goes through AuditStore.write_batch as the ingestor
+    does (per partition a batch with its offset: dedupe checks, hashing, COPY, heads and offsets in one
+    transaction; its partitions concurrently). Returns (start, end) wall-clock instants."""
+    envelopes = step_events(count, f"bench-{kind}")
+    pool = await asyncpg.create_pool(url, min_size=len(partitions), max_size=len(partitions))
+    per_partition = [
+        [Record(ESCALATION_EVENTS, p, i, e) for i, e in enumerate(envelopes[k :: len(partitions)])]
+        for k, p in enumerate(partitions)
+    ]
+    raw_rows = [(e.event_id, e.type, e.occurred_at, e.incident_key, json.dumps(e.payload)) for e in envelopes]
+    store = AuditStore(pool)
+
+    async def raw_batch(rows: list[tuple[Any, ...]]) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table("raw_log", records=rows)
+
+    await asyncio.to_thread(barrier.wait)  # every writer starts together
+    start = time.time()
+    if kind == "raw":
+        for i in range(0, len(raw_rows), BATCH * len(partitions)):
+            chunk = raw_rows[i : i + BATCH * len(partitions)]
+            await asyncio.gather(*(raw_batch(chunk[j :: len(partitions)]) for j in range(len(partitions))))
+    else:
+        for i in range(0, len(per_partition[0]), BATCH):
+            chunks = [records[i : i + BATCH] for records in per_partition]
+            await asyncio.gather(
+                *(
+                    store.write_batch("bench", c, {(ESCALATION_EVENTS, c[-1].partition): c[-1].offset + 1})
+                    for c in chunks
+                    if c
+                )
+            )
+    end = time.time()
+    await pool.close()
+    return start, end
+
+
+def _writer_process(kind: str, url: str, count: int, partitions: list[int], barrier: Any, out: Any) -> None:
+    out.put(asyncio.run(_write(kind, url, count, partitions, barrier)))
+
+
+def writers(kind: str, url: str, rows: int, processes: int, partitions: int = 8) -> float:
+    """Rows/s of `processes` writer processes together, each on its own share of the partitions."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(processes), ctx.Queue()
+    shares = [list(range(partitions))[k::processes] for k in range(processes)]
+    procs = [
+        ctx.Process(target=_writer_process, args=(kind, url, rows // processes, share, barrier, out))
+        for share in shares
+    ]
+    for proc in procs:
+        proc.start()
+    spans: list[tuple[float, float]] = [out.get(timeout=1800) for _ in procs]
+    for proc in procs:
+        proc.join()
+    return (rows // processes) * processes / (max(e for _, e in spans) - min(s for s, _ in spans))
+
+
+async def raw_table(url: str) -> str:
     conn = await asyncpg.connect(url)
     await conn.execute(
         "CREATE TABLE raw_log (event_id uuid, type text, occurred_at timestamptz, incident_key text, payload json)"
     )
-    rows = [(e.event_id, e.type, e.occurred_at, e.incident_key, json.dumps(e.payload)) for e in envelopes]
-    start = time.perf_counter()
-    for i in range(0, len(rows), BATCH):
-        async with conn.transaction():
-            await conn.copy_records_to_table("raw_log", records=rows[i : i + BATCH])
-    elapsed = time.perf_counter() - start
     await conn.close()
-    return len(rows) / elapsed
-
-
-async def store_rows(url: str, envelopes: list[Envelope], partitions: int = 8) -> float:
-    """Rows/s through AuditStore.write_batch as the ingestor calls it: per partition a batch with its
-    offset (dedupe checks, hashing, COPY, heads and offsets in one transaction), partitions concurrently."""
-    pool = await asyncpg.create_pool(url, min_size=partitions, max_size=partitions)
-    store = AuditStore(pool)
-    per_partition = [
-        [Record(ESCALATION_EVENTS, p, i // partitions, e) for i, e in enumerate(envelopes) if i % partitions == p]
-        for p in range(partitions)
-    ]
-    step = BATCH
-    start = time.perf_counter()
-    for i in range(0, len(per_partition[0]), step):
-        chunks = [records[i : i + step] for records in per_partition]
-        await asyncio.gather(
-            *(
-                store.write_batch("bench", chunk, {(ESCALATION_EVENTS, chunk[-1].partition): chunk[-1].offset + 1})
-                for chunk in chunks
-                if chunk
-            )
-        )
-    elapsed = time.perf_counter() - start
-    await pool.close()
-    return len(envelopes) / elapsed
+    return url
 
 
 async def ingest(bootstrap: str, url: str, envelopes: list[Envelope]) -> dict[str, float]:
@@ -200,6 +228,7 @@ async def history(url: str, n: int) -> dict[str, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--writers", type=int, default=2, help="writer processes (one per core)")
     parser.add_argument("--ingest", type=int, default=100_000)
     parser.add_argument("--history", type=int, default=1_000_000)
     parser.add_argument("--skip", default="", help="comma-separated: write,ingest,history")
@@ -220,10 +249,17 @@ async def main() -> None:
     }
     try:
         if "write" not in skip:
-            envelopes = step_events(args.rows, "bench-write")
-            raw = await raw_copy(await fresh_database(admin, "bench_raw"), envelopes)
-            hashed = await store_rows(await fresh_database(admin, "bench_store"), envelopes)
-            results["write"] = {"rows": args.rows, "raw_copy_per_s": raw, "store_per_s": hashed, "ratio": hashed / raw}
+            raw_url = await raw_table(await fresh_database(admin, "bench_raw"))
+            store_url = await fresh_database(admin, "bench_store")
+            raw = await asyncio.to_thread(writers, "raw", raw_url, args.rows, args.writers)
+            hashed = await asyncio.to_thread(writers, "store", store_url, args.rows, args.writers)
+            results["write"] = {
+                "rows": args.rows,
+                "writers": args.writers,
+                "raw_copy_per_s": raw,
+                "store_per_s": hashed,
+                "ratio": hashed / raw,
+            }
             log(f"write: {results['write']}")
         if "ingest" not in skip:
             await ensure_topics(bootstrap, 8)
@@ -246,7 +282,8 @@ def table(r: dict[str, Any]) -> str:
         w = r["write"]
         rows.append(
             f"| rows/s written with dedupe, SHA-256 chain, COPY, heads and offsets ({w['rows']:,} rows, "
-            f"batches of {BATCH}) | {w['store_per_s']:,.0f} | raw copy_records_to_table {w['raw_copy_per_s']:,.0f}/s "
+            f"{w['writers']} writer processes, batches of {BATCH} per partition) | {w['store_per_s']:,.0f} | raw "
+            f"copy_records_to_table, same writers and batches, {w['raw_copy_per_s']:,.0f}/s "
             f"(ratio {w['ratio']:.2f}) | 30,000 |"
         )
     if "ingest" in r:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.audit.chain import canonical, chain_of, row_hash, timestamp
+from services.audit.chain import GENESIS, canonical, timestamp
 from shared.envelope import Envelope
+
+_ZERO = timedelta(0)
 
 # Columns of audit_log the writer fills (seq comes from its sequence), in COPY order.
 COLUMNS = (
@@ -52,70 +55,84 @@ def service_of(incident_key: str) -> str:
     return incident_key.split("/", 1)[0]
 
 
+def _label(target: object) -> str | None:
+    if type(target) is not dict:
+        return None
+    label = target.get("name") or (target.get("id") if target.get("type") in ("team", "schedule") else None)
+    return label if type(label) is str else None
+
+
 def teams_of(payload: Mapping[str, Any]) -> list[str]:
     """Teams a message concerns: named targets of a step or delivery, a reassignment's team."""
-    teams: set[str] = set()
-    targets = payload.get("targets")
-    one = payload.get("target")
-    for target in [*(targets if isinstance(targets, list) else []), *([one] if isinstance(one, dict) else [])]:
-        if isinstance(target, dict):
-            label = target.get("name") or (target.get("id") if target.get("type") in ("team", "schedule") else None)
-            if isinstance(label, str):
-                teams.add(label)
-    team = payload.get("team")
-    if isinstance(team, str):
-        teams.add(team)
-    return sorted(teams)
+    targets, one, team = payload.get("targets"), payload.get("target"), payload.get("team")
+    if targets is None and one is None and team is None:
+        return []
+    labels = [_label(t) for t in targets] if type(targets) is list else []
+    labels.append(_label(one))
+    labels.append(team if type(team) is str else None)
+    return sorted({label for label in labels if label is not None})
 
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def hashed_fields(record: Record, recorded_at: datetime) -> dict[str, Any]:
-    """The row's fields in their hashed form (text instants and ids), without the chain links."""
-    env = record.envelope
-    payload = env.payload
-    return {
-        "event_id": str(env.event_id),
-        "type": env.type,
-        "schema_version": env.schema_version,
-        "occurred_at": timestamp(env.occurred_at),
-        "recorded_at": timestamp(recorded_at),
-        "incident_key": env.incident_key,
-        "incident_id": str(env.incident_id) if env.incident_id else None,
-        "causation_id": str(env.causation_id) if env.causation_id else None,
-        "correlation_id": str(env.correlation_id) if env.correlation_id else None,
-        "topic": record.topic,
-        "kafka_partition": record.partition,
-        "kafka_offset": record.offset,
-        "service": service_of(env.incident_key),
-        "priority": _text(payload.get("priority")),
-        "actor": _text(payload.get("actor")),
-        "teams": teams_of(payload),
-        "payload": payload,
-    }
+def _utc(value: datetime) -> datetime:
+    return value if value.utcoffset() == _ZERO else value.astimezone(UTC)
 
 
 def link(records: Iterable[Record], heads: dict[str, tuple[int, str]], recorded_at: datetime) -> list[tuple[Any, ...]]:
-    """Chain the records (in order) after `heads`, advancing them; return rows in COPY column order."""
+    """Chain the records (in order) after `heads`, advancing them; return rows in COPY column order.
+
+    The hashed fields are handed to the canonical JSON as objects (ids, UTC instants): orjson writes
+    them exactly as `str(uuid)` and `datetime.isoformat()`, the form `stored_to_hashed` reads back.
+    This loop is the audit's hot path, hence one dict per row and no helper calls it can avoid.
+    """
     out: list[tuple[Any, ...]] = []
+    recorded = _utc(recorded_at)
     for record in records:
         env = record.envelope
-        chain = chain_of(record.topic, record.partition)
-        seq, prev = heads.get(chain, (0, "0" * 64))
-        row = hashed_fields(record, recorded_at)
-        row.update(chain=chain, chain_seq=seq + 1, prev_hash=prev)
-        payload_text = canonical(env.payload)
-        digest = row_hash(row, payload_text)
-        heads[chain] = (seq + 1, digest)
+        payload = env.payload
+        chain = f"{record.topic}/{record.partition}"
+        seq, prev = heads.get(chain, (0, GENESIS))
+        seq += 1
+        occurred = _utc(env.occurred_at)
+        service = env.incident_key.split("/", 1)[0]
+        priority, actor = payload.get("priority"), payload.get("actor")
+        priority = priority if isinstance(priority, str) else None
+        actor = actor if isinstance(actor, str) else None
+        teams = teams_of(payload)
+        body = {
+            "chain": chain,
+            "chain_seq": seq,
+            "prev_hash": prev,
+            "event_id": env.event_id,
+            "type": env.type,
+            "schema_version": env.schema_version,
+            "occurred_at": occurred,
+            "recorded_at": recorded,
+            "incident_key": env.incident_key,
+            "incident_id": env.incident_id,
+            "causation_id": env.causation_id,
+            "correlation_id": env.correlation_id,
+            "topic": record.topic,
+            "kafka_partition": record.partition,
+            "kafka_offset": record.offset,
+            "service": service,
+            "priority": priority,
+            "actor": actor,
+            "teams": teams,
+        }
+        payload_text = canonical(payload)
+        digest = hashlib.sha256(prev.encode() + canonical(body) + b"\n" + payload_text).hexdigest()
+        heads[chain] = (seq, digest)
         out.append(
             (
                 env.event_id,
                 env.type,
                 env.schema_version,
-                env.occurred_at,
-                recorded_at,
+                occurred,
+                recorded,
                 env.incident_key,
                 env.incident_id,
                 env.causation_id,
@@ -125,13 +142,13 @@ def link(records: Iterable[Record], heads: dict[str, tuple[int, str]], recorded_
                 record.offset,
                 payload_text.decode(),
                 chain,
-                seq + 1,
+                seq,
                 prev,
                 digest,
-                row["service"],
-                row["priority"],
-                row["actor"],
-                row["teams"],
+                service,
+                priority,
+                actor,
+                teams,
             )
         )
     return out

@@ -6,7 +6,9 @@ ALTER TABLE audit_log
     ALTER COLUMN hash SET NOT NULL;
 CREATE UNIQUE INDEX audit_log_chain_seq ON audit_log (chain, chain_seq);
 -- Few indexes: each one costs every insert. Searches narrow by service or time and filter the rest.
+-- (The timeline finds causing commands by event_id, so causation_id needs no index of its own.)
 DROP INDEX audit_log_incident_key;
+DROP INDEX audit_log_causation;
 CREATE INDEX audit_log_service ON audit_log (service, occurred_at);
 CREATE INDEX audit_log_occurred ON audit_log (occurred_at);
 
