@@ -39,6 +39,21 @@ PAUSE_SLA = "incident.pause_sla"
 RESUME_SLA = "incident.resume_sla"
 
 
+class Link(_Payload):
+    """A link a monitoring system attached (runbook, dashboard, the alert's source)."""
+
+    href: str = Field(min_length=1, max_length=2048, examples=["https://grafana.example.com/d/db"])
+    text: str | None = Field(None, max_length=1024)
+
+
+class Image(_Payload):
+    """An image a monitoring system attached (a graph)."""
+
+    src: str = Field(min_length=1, max_length=2048)
+    href: str | None = Field(None, max_length=2048)
+    alt: str | None = Field(None, max_length=1024)
+
+
 class Trigger(_Payload):
     """A monitoring system reports a problem; opens an incident or counts as a duplicate."""
 
@@ -49,6 +64,15 @@ class Trigger(_Payload):
     source: str | None = Field(None, max_length=255, examples=["db1.prod"])
     priority: str | None = Field(None, pattern=r"^P[1-5]$", description="P1..P5; else derived.")
     custom_details: dict[str, Any] = Field(default_factory=dict)
+    component: str | None = Field(None, max_length=255, description="Part of the source that is affected.")
+    group: str | None = Field(None, max_length=255, description="Logical grouping of components.")
+    event_class: str | None = Field(None, max_length=255, description="Class or type of the event.")
+    timestamp: AwareDatetime | None = Field(None, description="When the monitoring system detected it.")
+    links: list[Link] = Field(default_factory=list, max_length=100)
+    images: list[Image] = Field(default_factory=list, max_length=100)
+    client: str | None = Field(None, max_length=255, description="The monitoring system's name.")
+    client_url: str | None = Field(None, max_length=2048, description="The monitoring system's page of it.")
+    integration: str | None = Field(None, max_length=64, description="Which intake API it came through.")
 
 
 class Acknowledge(_Payload):

@@ -63,6 +63,15 @@ def test_to_json_is_the_exact_wire_form() -> None:
             "source": None,
             "priority": None,
             "custom_details": {},
+            "component": None,
+            "group": None,
+            "event_class": None,
+            "timestamp": None,
+            "links": [],
+            "images": [],
+            "client": None,
+            "client_url": None,
+            "integration": None,
         },
     }
 
