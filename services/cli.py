@@ -237,19 +237,47 @@ def policy_replay(
     typer.echo(f"{len(incidents)} incidents replayed, {changed} would page differently")
 
 
+@app.command("openapi")
+def openapi(
+    service: Annotated[str, typer.Argument(help="intake or audit.")],
+) -> None:
+    """Print a service's OpenAPI document (the checked-in copies live in docs/openapi/)."""
+    typer.echo(openapi_json(service), nl=False)
+
+
+def openapi_json(service: str) -> str:
+    """The OpenAPI document of the intake or the audit API, as stable JSON."""
+    if service == "intake":
+        from services.intake.app import create_app as intake_app
+
+        document = intake_app().openapi()
+    elif service == "audit":
+        from services.audit.app import create_app as audit_app
+
+        document = audit_app().openapi()
+    else:
+        _fail("the services with an API are intake and audit")
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
 @access_app.command("token")
 def access_token(
     name: Annotated[str, typer.Argument(help="Name of the token's holder, e.g. jane-auditor.")],
-    role: Annotated[str, typer.Option(help="responder, auditor or admin.")] = "auditor",
+    role: Annotated[str, typer.Option(help="responder, auditor, admin or integration.")] = "auditor",
+    service: Annotated[str | None, typer.Option(help="The service an integration key reports for.")] = None,
 ) -> None:
-    """Make a new token: give the holder the token, put the YAML lines in the config folder."""
+    """Make a new token or integration key: give the holder the token, put the YAML lines in the config folder."""
     from shared.auth import Role, new_token, token_hash
 
     if role not in {r.value for r in Role}:
         _fail(f"--role must be one of {', '.join(r.value for r in Role)}")
+    if (role == Role.INTEGRATION.value) != (service is not None):
+        _fail("--service goes with --role integration, and only with it")
     token = new_token()
     typer.echo(f"token (shown once, give it to {name}): {token}")
     typer.echo(f"# add to a YAML file of the config folder:\naccess:\n  {name}:\n    role: {role}")
+    if service is not None:
+        typer.echo(f"    service: {service}")
     typer.echo(f"    token_sha256: {token_hash(token)}")
 
 

@@ -3,8 +3,12 @@
 ```yaml
 access:
   jane-auditor:            # the token's name: shown in logs and recorded as the actor
-    role: auditor          # responder | auditor | admin
+    role: auditor          # responder | auditor | admin | integration
     token_sha256: 9f86...  # sha256 of the token; `escalation access token` makes both
+  prometheus-prod:         # an integration key: what a monitoring system sends (PagerDuty's
+    role: integration      # routing_key, a bearer token from Alertmanager or Grafana)
+    service: checkout-api  # the service its events are about
+    token_sha256: 60c1...
 ```
 Only hashes are stored, so the config folder leaks no usable token; rotating a token is adding a new
 entry, handing it out, then removing the old one. A folder without any `access` entry leaves the
@@ -22,7 +26,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Header, HTTPException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.yamlconfig import ConfigError, load_yaml, yaml_files
 
@@ -33,6 +37,7 @@ class Role(StrEnum):
     RESPONDER = "responder"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    INTEGRATION = "integration"
 
 
 class TokenEntry(BaseModel):
@@ -42,6 +47,13 @@ class TokenEntry(BaseModel):
 
     role: Role
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256 of the token.")
+    service: str | None = Field(None, min_length=1, description="The service an integration key reports for.")
+
+    @model_validator(mode="after")
+    def _integration_has_service(self) -> TokenEntry:
+        if (self.role is Role.INTEGRATION) != (self.service is not None):
+            raise ValueError("an integration key needs a service, and only an integration key has one")
+        return self
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Principal:
 
     name: str
     role: Role | None  # None: authentication is off
+    service: str | None = None  # an integration key's service
 
 
 ANONYMOUS = Principal("anonymous", None)
@@ -69,7 +82,7 @@ class AccessList:
     """The configured tokens, looked up by their hash."""
 
     def __init__(self, entries: dict[str, TokenEntry]) -> None:
-        self._by_hash = {e.token_sha256: Principal(name, e.role) for name, e in entries.items()}
+        self._by_hash = {e.token_sha256: Principal(name, e.role, e.service) for name, e in entries.items()}
 
     @property
     def enabled(self) -> bool:
@@ -83,9 +96,19 @@ class AccessList:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise HTTPException(401, "Authentication required: send 'Authorization: Bearer <token>'", _CHALLENGE)
-        principal = self._by_hash.get(token_hash(token.strip()))
+        return self.check(self.lookup(token.strip()), allowed)
+
+    def lookup(self, token: str) -> Principal:
+        """The holder of a token (e.g. a PagerDuty routing_key), or 401."""
+        principal = self._by_hash.get(token_hash(token))
         if principal is None:
             raise HTTPException(401, "Unknown or revoked token", _CHALLENGE)
+        return principal
+
+    def check(self, principal: Principal, allowed: frozenset[Role]) -> Principal:
+        """The principal when its role is allowed (admin always is), else 403."""
+        if principal.role is None:
+            return principal
         if principal.role is not Role.ADMIN and principal.role not in allowed:
             wanted = " or ".join(sorted(r.value for r in allowed | {Role.ADMIN}))
             raise HTTPException(403, f"Token {principal.name!r} has role {principal.role}; this needs {wanted}")

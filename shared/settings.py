@@ -28,6 +28,10 @@ class IntakeSettings(CommonSettings):
     """Intake: HTTP in, Kafka out."""
 
     intake_port: int = Field(8081, description="HTTP port of the intake API.")
+    intake_rate_per_second: float = Field(
+        100.0, gt=0, description="Events per second each integration key (or caller) may send on average."
+    )
+    intake_rate_burst: int = Field(1000, ge=1, description="Events a key may send at once above that rate.")
 
 
 class EscalatorSettings(CommonSettings):

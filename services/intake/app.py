@@ -1,75 +1,57 @@
-"""Intake service: validate what monitoring systems send, write it to Kafka, answer 202."""
+"""Intake service: validate what monitoring systems and operators send, write it to Kafka, answer 202."""
 
-from __future__ import annotations
-
-import asyncio
+# No `from __future__ import annotations`: FastAPI must see the closures' Depends objects in the
+# route signatures, which string annotations would hide from it.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from services.intake.body_limit import BodyLimit
+from services.intake.context import SENDERS, Intake
+from services.intake.integrations import MAX_BODY_BYTES, integrations_router
+from services.intake.kafka_link import KafkaLink
 from services.intake.models import Accepted, AnyEvent, NativeEvent, TriggerEvent
+from services.intake.ratelimit import TokenBuckets
 from shared import events as ev
-from shared.envelope import new_envelope
+from shared.auth import Principal, load_access
 from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, problem
 from shared.ids import incident_key, uuid7
-from shared.kafka import Publisher, PublishError, ensure_topics, make_producer
+from shared.kafka import PublishError
 from shared.logging import get_logger
 from shared.settings import IntakeSettings
-from shared.topics import INCIDENT_COMMANDS
 
 log = get_logger("intake")
 
-ACCEPTED = Counter("intake_events_accepted_total", "Events written to Kafka and answered 202", ["action"])
-REJECTED = Counter("intake_events_unavailable_total", "Events answered 503 because Kafka did not acknowledge")
-PUBLISH_SECONDS = Histogram("intake_publish_seconds", "Time until Kafka acknowledged one event")
-
-RETRY_AFTER_SECONDS = 5
-
-
-class KafkaLink:
-    """The intake's producer, started lazily so the API is up (and says 503) while Kafka is not."""
-
-    def __init__(self, settings: IntakeSettings) -> None:
-        self._settings = settings
-        self._producer: AIOKafkaProducer | None = None
-        self._lock = asyncio.Lock()
-
-    async def publisher(self) -> Publisher:
-        """Return a publisher on a started producer, or raise PublishError."""
-        async with self._lock:
-            if self._producer is None:
-                producer = make_producer(self._settings.kafka_bootstrap_servers, "intake")
-                try:
-                    await producer.start()
-                    await ensure_topics(self._settings.kafka_bootstrap_servers, self._settings.topic_partitions)
-                except (KafkaError, OSError) as exc:
-                    await producer.stop()
-                    raise PublishError(f"Kafka unreachable: {exc!r}") from exc
-                self._producer = producer
-        return Publisher(self._producer)
-
-    @property
-    def connected(self) -> bool:
-        """True once the producer has started."""
-        return self._producer is not None
-
-    async def close(self) -> None:
-        """Flush and stop the producer."""
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+MAX_BATCH = 1000
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No or unknown token.", "content": {PROBLEM_JSON: {}}},
+    403: {"description": "The token may not send this.", "content": {PROBLEM_JSON: {}}},
+    413: {"description": "Body over 512 KB.", "content": {PROBLEM_JSON: {}}},
+    422: {"description": "Invalid event; the body names the field.", "content": {PROBLEM_JSON: {}}},
+    429: {"description": "Over the rate limit; retry after the given seconds.", "content": {PROBLEM_JSON: {}}},
+    503: {"description": "Kafka did not acknowledge; retry after the given seconds.", "content": {PROBLEM_JSON: {}}},
+}
 
 
-def _command(event: AnyEvent) -> tuple[str, BaseModel, str]:
-    """Translate a native request into (command type, payload, dedup key)."""
+class Batch(BaseModel):
+    """Up to 1,000 native events in one request."""
+
+    events: list[NativeEvent] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchAccepted(BaseModel):
+    """Every event of the batch is durably in Kafka, in the order sent."""
+
+    status: str = "accepted"
+    events: list[Accepted]
+
+
+def to_command(event: AnyEvent) -> tuple[str, BaseModel, str, str]:
+    """Translate a native event into (command type, payload, service, dedup key); ValidationError on rules."""
     if isinstance(event, TriggerEvent):
         dedup = event.dedup_key or str(uuid7())
         payload: BaseModel = ev.Trigger(
@@ -79,83 +61,106 @@ def _command(event: AnyEvent) -> tuple[str, BaseModel, str]:
             severity=event.severity,
             source=event.source,
             custom_details=event.custom_details,
+            integration="native",
         )
-        return ev.TRIGGER, payload, dedup
+        return ev.TRIGGER, payload, event.service, dedup
     type_, model = ev.ACTIONS[event.event_action]  # the body carries exactly the payload's fields
     payload = model.model_validate(event.model_dump(exclude={"event_action"}))
-    return type_, payload, event.dedup_key
+    return type_, payload, event.service, event.dedup_key
+
+
+def _rule_problem(exc: ValidationError, prefix: str) -> Response:
+    """422 for a cross-field rule of a command (e.g. reassign: policy or team)."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "") or "body"
+    return problem(
+        422, "Invalid request", f"{field}: {first['msg']}", errors=[{"field": field, "message": first["msg"]}]
+    )
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     """Build the intake's ASGI app."""
     settings = settings or IntakeSettings()
-    link = KafkaLink(settings)
+    intake = Intake(
+        link=KafkaLink(settings),
+        access=load_access(settings.escalation_config_dir),
+        buckets=TokenBuckets(settings.intake_rate_per_second, settings.intake_rate_burst),
+    )
+    sender = Depends(intake.access.dependency(*SENDERS))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not intake.access.enabled:
+            log.warning("authentication is off: no tokens in the access section of the config folder")
         try:
-            await link.publisher()
+            await intake.link.publisher()
         except PublishError as exc:
             log.warning("Kafka not reachable at start; answering 503 until it is", error=str(exc))
         log.info("intake started", port=settings.intake_port)
         try:
             yield
         finally:
-            await link.close()  # uvicorn has drained in-flight requests before this runs
+            await intake.link.close()  # uvicorn has drained in-flight requests before this runs
             log.info("intake stopped")
 
     async def health() -> dict[str, Any]:
-        return {"kafka": "ok" if link.connected else "down"}
+        return {"kafka": "ok" if intake.link.connected else "down"}
 
     app = FastAPI(
         title="Escalation intake",
-        version="0.1.0",
-        description="Accepts incident events from monitoring systems and operators.",
+        version="0.2.0",
+        description=(
+            "Accepts incident events from monitoring systems (native JSON, PagerDuty Events v2, Alertmanager, "
+            "Grafana) and operators. 202 means the event is durably in Kafka. Errors are problem+json naming "
+            "the field at fault."
+        ),
         lifespan=lifespan,
     )
     install_problem_handlers(app)
     app.include_router(ops_router(health))
+    app.include_router(integrations_router(intake))
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
-    @app.post(
-        "/v1/events",
-        status_code=202,
-        response_model=Accepted,
-        responses={
-            422: {"description": "Invalid event; the body names the field.", "content": {PROBLEM_JSON: {}}},
-            503: {
-                "description": "Kafka did not acknowledge; retry after the given seconds.",
-                "content": {PROBLEM_JSON: {}},
-            },
-        },
-    )
-    async def post_event(event: NativeEvent) -> Response:
+    @app.post("/v1/events", status_code=202, response_model=Accepted, responses=_ERRORS)
+    async def post_event(event: NativeEvent, who: Annotated[Principal, sender]) -> Response:
         """Accept one native event; 202 only once Kafka acknowledged the write."""
+        intake.service_for(who, event.service)
         try:
-            type_, payload, dedup = _command(event)
-        except ValidationError as exc:  # cross-field rules of the command (e.g. reassign: policy or team)
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or event.event_action
-            return problem(
-                422, "Invalid request", f"{field}: {first['msg']}", errors=[{"field": field, "message": first["msg"]}]
-            )
-        key = incident_key(event.service, dedup)
-        env = new_envelope(type_, payload, incident_key=key, occurred_at=datetime.now(UTC))
-        try:
-            publisher = await link.publisher()
-            with PUBLISH_SECONDS.time():
-                await publisher.publish(INCIDENT_COMMANDS, env)
-        except PublishError as exc:
-            REJECTED.inc()
-            log.warning("event not accepted: Kafka unavailable", event_id=str(env.event_id), error=str(exc))
-            return problem(
-                503,
-                "Kafka unavailable",
-                "The event was not stored; send it again.",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        ACCEPTED.labels(event.event_action).inc()
-        log.info("event accepted", event_id=str(env.event_id), incident_key=key, type=type_)
-        body = Accepted(event_id=env.event_id, incident_key=key, dedup_key=dedup)
+            command = to_command(event)
+        except ValidationError as exc:
+            return _rule_problem(exc, "")
+        limited = intake.limited(who, event.service, "native")
+        if limited is not None:
+            return limited
+        result = await intake.accept("native", [command])
+        if isinstance(result, Response):
+            return result
+        env = result[0]
+        body = Accepted(event_id=env.event_id, incident_key=env.incident_key, dedup_key=command[3])
+        return JSONResponse(body.model_dump(mode="json"), status_code=202)
+
+    @app.post("/v1/events/batch", status_code=202, response_model=BatchAccepted, responses=_ERRORS)
+    async def post_batch(batch: Batch, who: Annotated[Principal, sender]) -> Response:
+        """Accept up to 1,000 native events at once; 202 only once Kafka acknowledged all of them."""
+        commands = []
+        for index, event in enumerate(batch.events):
+            intake.service_for(who, event.service)
+            try:
+                commands.append(to_command(event))
+            except ValidationError as exc:
+                return _rule_problem(exc, f"events.{index}")
+        limited = intake.limited(who, batch.events[0].service, "native", cost=len(commands))
+        if limited is not None:
+            return limited
+        result = await intake.accept("native", commands)
+        if isinstance(result, Response):
+            return result
+        body = BatchAccepted(
+            events=[
+                Accepted(event_id=env.event_id, incident_key=incident_key(c[2], c[3]), dedup_key=c[3])
+                for env, c in zip(result, commands, strict=True)
+            ]
+        )
         return JSONResponse(body.model_dump(mode="json"), status_code=202)
 
     return app

@@ -1,0 +1,1 @@
+"""Pure parsers turning what monitoring systems already send into intake commands."""

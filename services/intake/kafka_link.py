@@ -1,0 +1,79 @@
+"""The intake's way to Kafka: a producer started lazily, and 'all acknowledged or PublishError'."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel
+
+from shared.envelope import Envelope, new_envelope
+from shared.ids import incident_key
+from shared.kafka import Publisher, PublishError, ensure_topics, make_producer
+from shared.settings import IntakeSettings
+from shared.topics import INCIDENT_COMMANDS
+
+
+class KafkaLink:
+    """The intake's producer, started lazily so the API is up (and says 503) while Kafka is not."""
+
+    def __init__(self, settings: IntakeSettings) -> None:
+        self._settings = settings
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def publisher(self) -> Publisher:
+        """Return a publisher on a started producer, or raise PublishError."""
+        async with self._lock:
+            if self._producer is None:
+                producer = make_producer(self._settings.kafka_bootstrap_servers, "intake")
+                try:
+                    await producer.start()
+                    await ensure_topics(self._settings.kafka_bootstrap_servers, self._settings.topic_partitions)
+                except (KafkaError, OSError) as exc:
+                    await producer.stop()
+                    raise PublishError(f"Kafka unreachable: {exc!r}") from exc
+                self._producer = producer
+        return Publisher(self._producer)
+
+    @property
+    def connected(self) -> bool:
+        """True once the producer has started."""
+        return self._producer is not None
+
+    async def close(self) -> None:
+        """Flush and stop the producer."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def publish_all(self, commands: Sequence[tuple[str, BaseModel, str, str]]) -> list[Envelope]:
+        """Write (type, payload, service, dedup key) commands, all in flight together, keyed by incident.
+
+        Returns their envelopes once Kafka acknowledged every one; raises PublishError otherwise,
+        with `accepted` listing the indexes that were acknowledged anyway.
+        """
+        now = datetime.now(UTC)
+        envelopes = [
+            new_envelope(type_, payload, incident_key=incident_key(service, dedup), occurred_at=now)
+            for type_, payload, service, dedup in commands
+        ]
+        publisher = await self.publisher()
+        results = await asyncio.gather(
+            *(publisher.publish(INCIDENT_COMMANDS, env) for env in envelopes), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            error = PartialPublish(f"{len(failed)} of {len(envelopes)} not acknowledged: {failed[0]}")
+            error.accepted = [i for i, r in enumerate(results) if not isinstance(r, BaseException)]
+            raise error
+        return envelopes
+
+
+class PartialPublish(PublishError):
+    """Some commands of a request were not acknowledged; `accepted` are the indexes that were."""
+
+    accepted: list[int]
