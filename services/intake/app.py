@@ -12,9 +12,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.intake.body_limit import BodyLimit
 from services.intake.context import SENDERS, Intake
+from services.intake.directory import IncidentDirectory
 from services.intake.integrations import MAX_BODY_BYTES, integrations_router
 from services.intake.kafka_link import KafkaLink
 from services.intake.models import Accepted, AnyEvent, NativeEvent, TriggerEvent
+from services.intake.operator_routes import operator_router
 from services.intake.ratelimit import TokenBuckets
 from shared import events as ev
 from shared.auth import Principal, load_access
@@ -87,6 +89,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         buckets=TokenBuckets(settings.intake_rate_per_second, settings.intake_rate_burst),
     )
     sender = Depends(intake.access.dependency(*SENDERS))
+    directory = IncidentDirectory(settings.kafka_bootstrap_servers)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -96,10 +99,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             await intake.link.publisher()
         except PublishError as exc:
             log.warning("Kafka not reachable at start; answering 503 until it is", error=str(exc))
+        directory.start()
         log.info("intake started", port=settings.intake_port)
         try:
             yield
         finally:
+            await directory.stop()
             await intake.link.close()  # uvicorn has drained in-flight requests before this runs
             log.info("intake stopped")
 
@@ -119,6 +124,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(ops_router(health))
     app.include_router(integrations_router(intake))
+    app.include_router(operator_router(intake, directory))
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.post("/v1/events", status_code=202, response_model=Accepted, responses=_ERRORS)

@@ -78,9 +78,7 @@ class Intake:
             missing = len(commands) - len(accepted)
             detail = "The events were not stored; send them again."
             if accepted:
-                detail = (
-                    f"{missing} of {len(commands)} not stored; send all again (stored ones deduplicate)."
-                )
+                detail = f"{missing} of {len(commands)} not stored; send all again (stored ones deduplicate)."
             return problem(503, "Kafka unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
         for env in envelopes:
             ACCEPTED.labels(integration, env.type).inc()

@@ -8,6 +8,7 @@ import copy
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from aiokafka import AIOKafkaConsumer
 from services.intake.app import create_app
 from shared import events as ev
 from shared.auth import token_hash
-from shared.envelope import Envelope, decode
+from shared.envelope import Envelope, decode, new_envelope
+from shared.kafka import Publisher, make_producer
 from shared.settings import IntakeSettings
-from shared.topics import INCIDENT_COMMANDS
+from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -212,3 +215,57 @@ async def test_without_keys_the_routing_key_names_the_service(kafka_bootstrap: s
         named = await client.post(f"/v1/integrations/alertmanager?service={service}", json=body)
         assert named.status_code == 202
     assert f"{service}/k" in {c.incident_key for c in await _commands(kafka_bootstrap, service, 4)}
+
+
+async def test_operator_actions_by_incident_id(secured: httpx.AsyncClient, kafka_bootstrap: str) -> None:
+    service = f"ops-{RUN}"
+    trigger = new_envelope(
+        ev.TRIGGER,
+        ev.Trigger(service=service, dedup_key="disk", summary="disk full"),
+        incident_key=f"{service}/disk",
+        occurred_at=datetime.now(UTC),
+    )
+    opened = new_envelope(
+        ev.INCIDENT_OPENED,
+        ev.IncidentOpened(
+            service=service,
+            dedup_key="disk",
+            summary="disk full",
+            severity=ev.Severity.ERROR,
+            policy_id="p",
+            policy_hash="h",
+            priority="P3",
+        ),
+        incident_key=trigger.incident_key,
+        occurred_at=datetime.now(UTC),
+        incident_id=trigger.event_id,
+        cause=trigger,
+    )
+    producer = make_producer(kafka_bootstrap, "it-directory")
+    await producer.start()
+    await Publisher(producer).publish(ESCALATION_EVENTS, opened)  # as the escalator would
+    await producer.stop()
+    as_responder = {"Authorization": f"Bearer {RESPONDER}"}
+    url = f"/v1/incidents/{trigger.event_id}"
+
+    async def acknowledged() -> httpx.Response | None:
+        response = await secured.post(f"{url}/acknowledge", headers=as_responder)
+        return None if response.status_code == 503 or response.status_code == 404 else response
+
+    ack = await eventually(acknowledged, timeout=30, what="the directory to learn the incident")
+    assert ack.status_code == 202
+    assert ack.json()["incident_key"] == f"{service}/disk"
+    snooze = await secured.post(f"{url}/snooze", json={"duration_seconds": 600}, headers=as_responder)
+    assert snooze.status_code == 202
+    note = await secured.post(f"{url}/notes", json={"text": "looking at it"}, headers=as_responder)
+    assert note.status_code == 202
+    bad = await secured.post(f"{url}/reassign", json={"policy": "a", "team": "b"}, headers=as_responder)
+    assert bad.status_code == 422
+    as_auditor = {"Authorization": f"Bearer {AUDITOR}"}
+    assert (await secured.post(f"{url}/resolve", headers=as_auditor)).status_code == 403
+    unknown = await secured.post(f"/v1/incidents/{uuid.uuid4()}/resolve", headers=as_responder)
+    assert unknown.status_code == 404
+    sent = await _commands(kafka_bootstrap, service, 3)
+    assert [c.type for c in sent] == [ev.ACKNOWLEDGE, ev.SNOOZE, ev.ADD_NOTE]
+    assert {c.payload["actor"] for c in sent} == {"ops-bot"}  # the token's holder, whatever the body says
+    assert sent[1].payload["duration_seconds"] == 600
