@@ -1,0 +1,197 @@
+"""Intake benchmark: single-event requests/s, batch events/s, and time to 202 at a steady 1,000 events/s,
+each next to raw aiokafka produce (acks=all) measured in the same run.
+
+Starts its own local stack (real Kafka in .stack/bench-intake) and the intake as a process (one
+uvicorn worker), loaded over real HTTP by an aiohttp client in this process:
+
+    .venv/bin/python -m bench.intake [--requests 20000] [--batches 60] [--rate 1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.escalator import produce, triggers
+from services.stack import processes
+from services.stack.local import LocalStack
+from shared.kafka import ensure_topics
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def event(service: str, i: int) -> dict[str, Any]:
+    return {
+        "event_action": "trigger",
+        "service": service,
+        "dedup_key": f"e{i}",
+        "summary": f"CPU over 95% on web-{i % 50}",
+        "severity": "critical",
+        "source": f"web-{i % 50}.prod",
+        "custom_details": {"cpu": 97.5, "region": "eu-west-1"},
+    }
+
+
+async def single(url: str, n: int, concurrency: int) -> float:
+    """Requests/s of one-event POSTs with `concurrency` requests in flight."""
+    service = f"single-{uuid.uuid4().hex[:6]}"
+    counter = iter(range(n))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def worker() -> None:
+            for i in counter:
+                async with session.post(f"{url}/v1/events", json=event(service, i)) as response:
+                    if response.status != 202:
+                        raise RuntimeError(f"{response.status}: {await response.text()}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return n / (time.perf_counter() - start)
+
+
+async def batches(url: str, count: int, size: int, concurrency: int) -> float:
+    """Events/s of batch POSTs of `size` events."""
+    service = f"batch-{uuid.uuid4().hex[:6]}"
+    bodies = [
+        json.dumps({"events": [event(service, b * size + i) for i in range(size)]}).encode() for b in range(count)
+    ]
+    queue = iter(bodies)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def worker() -> None:
+            for body in queue:
+                headers = {"content-type": "application/json"}
+                async with session.post(f"{url}/v1/events/batch", data=body, headers=headers) as response:
+                    if response.status != 202:
+                        raise RuntimeError(f"{response.status}: {await response.text()}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return count * size / (time.perf_counter() - start)
+
+
+async def steady(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """Open loop: one request every 1/rate s whatever the answers; time from send to 202."""
+    service = f"steady-{uuid.uuid4().hex[:6]}"
+    n = int(rate * seconds)
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def one(i: int) -> None:
+            sent = time.perf_counter()
+            async with session.post(f"{url}/v1/events", json=event(service, i)) as response:
+                await response.read()
+                if response.status != 202:
+                    raise RuntimeError(f"{response.status}")
+            latencies.append((time.perf_counter() - sent) * 1000)
+
+        start = time.perf_counter()
+        tasks = []
+        for i in range(n):
+            wait = start + i / rate - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)  # the schedule of an open-loop load generator
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        achieved = n / (time.perf_counter() - start)
+    q = statistics.quantiles(sorted(latencies), n=100)
+    return {"rate": rate, "achieved_per_s": achieved, "p50_ms": q[49], "p99_ms": q[98], "max_ms": max(latencies)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    os.environ.setdefault("ESCALATION_STACK_DIR", str(ROOT / ".stack" / "bench-intake"))
+    # Below Linux's ephemeral range (32768-60999): a client's outgoing port cannot take them first.
+    os.environ.setdefault("STACK_KAFKA_PORT", "26092")
+    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "26093")
+    os.environ.setdefault("STACK_POSTGRES_PORT", "24435")
+    stack = LocalStack.from_env()
+    stack.up(with_services=False, fresh=True, echo=log)
+    bootstrap = f"127.0.0.1:{stack.kafka_port}"
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "at": datetime.now(UTC).isoformat(),
+    }
+    try:
+        await ensure_topics(bootstrap, 8)
+        results["raw_produce_per_s"] = await produce(bootstrap, triggers("raw", args.requests, "r"))
+        log(f"raw produce: {results['raw_produce_per_s']:,.0f}/s")
+        with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
+            root = Path(tmp)
+            (root / "config").mkdir()
+            port = free_port()
+            env = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "ESCALATION_CONFIG_DIR": str(root / "config"),
+                "INTAKE_PORT": str(port),
+                "INTAKE_RATE_PER_SECOND": "1000000000",
+                "INTAKE_RATE_BURST": "1000000000",
+                "LOG_LEVEL": "WARNING",
+            }
+            proc = processes.ServiceProcess("intake", root, port)
+            processes.start(proc, env)
+            try:
+                processes.wait_healthy(proc, timeout=120)
+                url = f"http://127.0.0.1:{port}"
+                await single(url, 1000, args.concurrency)  # warm-up: connections, topic metadata
+                results["single_requests_per_s"] = await single(url, args.requests, args.concurrency)
+                log(f"single: {results['single_requests_per_s']:,.0f} requests/s")
+                results["batch_events_per_s"] = await batches(url, args.batches, args.batch_size, 4)
+                log(f"batch: {results['batch_events_per_s']:,.0f} events/s")
+                results["steady"] = await steady(url, args.rate, args.seconds)
+                log(f"steady: {results['steady']}")
+            finally:
+                processes.stop(proc)
+    finally:
+        stack.down()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "intake.json").write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+def table(r: dict[str, Any]) -> str:
+    raw = r["raw_produce_per_s"]
+    s = r["steady"]
+    return "\n".join(
+        [
+            "| figure | measured | baseline (same run) | target |",
+            "|---|---|---|---|",
+            f"| single-event requests/s (64 in flight, one uvicorn worker) | {r['single_requests_per_s']:,.0f} "
+            f"| raw aiokafka produce (acks=all) {raw:,.0f} msg/s (ratio {r['single_requests_per_s'] / raw:.2f}) "
+            "| 5,000 |",
+            f"| batch events/s (1,000 per request) | {r['batch_events_per_s']:,.0f} | same raw produce "
+            f"(ratio {r['batch_events_per_s'] / raw:.2f}) | 30,000 |",
+            f"| time to 202 at {s['rate']:,.0f} events/s (achieved {s['achieved_per_s']:,.0f}), p50 / p99 / max "
+            f"| {s['p50_ms']:.1f} / {s['p99_ms']:.1f} / {s['max_ms']:.1f} ms | - | p99 < 20 ms |",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
