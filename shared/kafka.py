@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -79,6 +80,39 @@ class Publisher:
             )
         except KafkaError as exc:
             raise PublishError(f"Kafka did not acknowledge {env.event_id}: {exc!r}") from exc
+
+    async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
+        """Write envelopes all in flight together; per envelope None when acknowledged, else its error.
+
+        Cheaper than one `publish` task per envelope: the sends are queued in order, then the
+        acknowledgements awaited together.
+        """
+        futures: list[asyncio.Future[Any] | BaseException] = []
+        refused: BaseException | None = None
+        for env in envelopes:
+            if refused is not None:  # Kafka is away: do not wait out the timeout once per message
+                futures.append(refused)
+                continue
+            try:
+                futures.append(
+                    await self._producer.send(
+                        topic, value=env.to_json(), key=env.incident_key.encode(), headers=env.kafka_headers()
+                    )
+                )
+            except KafkaError as exc:
+                refused = exc
+                futures.append(exc)
+        pending = [f for f in futures if not isinstance(f, BaseException)]
+        await asyncio.wait(pending) if pending else None
+        results: list[BaseException | None] = []
+        for f in futures:
+            if isinstance(f, BaseException):
+                results.append(PublishError(f"Kafka did not take the message: {f!r}"))
+            elif f.exception() is not None:
+                results.append(PublishError(f"Kafka did not acknowledge: {f.exception()!r}"))
+            else:
+                results.append(None)
+        return results
 
     async def dead_letter(
         self,

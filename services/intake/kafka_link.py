@@ -62,13 +62,14 @@ class KafkaLink:
             for type_, payload, service, dedup in commands
         ]
         publisher = await self.publisher()
-        results = await asyncio.gather(
-            *(publisher.publish(INCIDENT_COMMANDS, env) for env in envelopes), return_exceptions=True
-        )
-        failed = [r for r in results if isinstance(r, BaseException)]
+        if len(envelopes) == 1:
+            await publisher.publish(INCIDENT_COMMANDS, envelopes[0])
+            return envelopes
+        results = await publisher.publish_many(INCIDENT_COMMANDS, envelopes)
+        failed = [r for r in results if r is not None]
         if failed:
             error = PartialPublish(f"{len(failed)} of {len(envelopes)} not acknowledged: {failed[0]}")
-            error.accepted = [i for i, r in enumerate(results) if not isinstance(r, BaseException)]
+            error.accepted = [i for i, r in enumerate(results) if r is None]
             raise error
         return envelopes
 
