@@ -144,11 +144,14 @@ async def test_alertmanager_two_firing_one_resolved(secured: httpx.AsyncClient, 
     grafana = await secured.post(f"/v1/integrations/grafana?key={KEY}", json=_sample("grafana_webhook.json"))
     assert grafana.status_code == 202
     sent = await _commands(kafka_bootstrap, SERVICE, 4 + 3 + len(grafana.json()["events"]))
-    alertmanager = [c for c in sent if c.payload.get("integration") == "alertmanager" or c.type == ev.RESOLVE]
-    triggers = [c for c in alertmanager if c.type == ev.TRIGGER]
-    assert triggers[0].payload["severity"] == "critical"
-    assert triggers[0].payload["priority"] == "P1"
-    assert triggers[0].payload["links"][0]["href"].startswith("http://prometheus.example.com:9090/graph")
+    # Commands of different alerts sit on different partitions: find each by its key, not by position.
+    (db1,) = [c for c in sent if c.incident_key == f"{SERVICE}/{body['alerts'][0]['fingerprint']}"]
+    assert db1.type == ev.TRIGGER
+    assert db1.payload["severity"] == "critical"
+    assert db1.payload["priority"] == "P1"
+    assert db1.payload["links"][0]["href"].startswith("http://prometheus.example.com:9090/graph")
+    (db3,) = [c for c in sent if c.incident_key == f"{SERVICE}/{body['alerts'][2]['fingerprint']}"]
+    assert db3.type == ev.RESOLVE
     assert any(c.payload.get("integration") == "grafana" for c in sent)
 
 

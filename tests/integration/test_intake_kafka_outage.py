@@ -21,8 +21,9 @@ from shared.kafka import Publisher, make_producer
 from shared.settings import IntakeSettings
 from tests.support import eventually
 
-# Not in the default run: in 2 of 6 runs the intake's producer kept failing with leader errors after
-# the broker came back (see the intake issue's notes). `./scripts/test -m broker_restart` runs it.
+# Not in the default run: it passed 2 of 7 local runs; in failures the intake's producer kept getting
+# leader errors after the broker came back (see the intake issue's notes).
+# `./scripts/test -m broker_restart` runs it.
 pytestmark = [pytest.mark.integration, pytest.mark.broker_restart]
 
 SENDERS = 8
