@@ -24,12 +24,12 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from bench.stack import fresh_stack
 from services.audit.consumer import AuditIngestor
 from services.audit.migrate import migrate
 from services.audit.rows import Record
 from services.audit.store import AuditStore
 from services.audit.verify import verify_items
-from services.stack.local import LocalStack
 from shared import events as ev
 from shared.envelope import Envelope, new_envelope
 from shared.kafka import Publisher, ensure_topics, make_producer
@@ -234,14 +234,7 @@ async def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated: write,ingest,history")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    os.environ.setdefault("ESCALATION_STACK_DIR", str(ROOT / ".stack" / "bench-audit"))
-    # Below Linux's ephemeral range (32768-60999): a client's outgoing port cannot take them first.
-    os.environ.setdefault("STACK_KAFKA_PORT", "27092")
-    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "27093")
-    os.environ.setdefault("STACK_POSTGRES_PORT", "24433")
-    stack = LocalStack.from_env()
-    stack.up(with_services=False, fresh=True, echo=log)
-    bootstrap = f"127.0.0.1:{stack.kafka_port}"
+    stack, bootstrap = fresh_stack("bench-audit", kafka_port=27092, postgres_port=24433)
     admin = stack.postgres.url
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},

@@ -26,10 +26,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.stack import fresh_stack
 from services.escalator.config import load_catalog
 from services.escalator.core.simulator import Simulator
 from services.stack import processes
-from services.stack.local import LocalStack
 from shared import events as ev
 from shared.envelope import decode, new_envelope
 from shared.kafka import ensure_topics
@@ -348,14 +348,7 @@ async def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated: core,throughput,lateness,memory,restart")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    os.environ.setdefault("ESCALATION_STACK_DIR", str(ROOT / ".stack" / "bench"))
-    # Below Linux's ephemeral range (32768-60999): a client's outgoing port cannot take them first.
-    os.environ.setdefault("STACK_KAFKA_PORT", "28092")
-    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "28093")
-    os.environ.setdefault("STACK_POSTGRES_PORT", "24432")
-    stack = LocalStack.from_env()
-    stack.up(with_services=False, fresh=True, echo=log)
-    bootstrap = f"127.0.0.1:{stack.kafka_port}"
+    stack, bootstrap = fresh_stack("bench", kafka_port=28092, postgres_port=24432)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "at": datetime.now(UTC).isoformat(),

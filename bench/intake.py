@@ -25,8 +25,8 @@ from typing import Any
 import aiohttp
 
 from bench.escalator import produce, triggers
+from bench.stack import fresh_stack
 from services.stack import processes
-from services.stack.local import LocalStack
 from shared.kafka import ensure_topics
 from tests.support import free_port
 
@@ -125,14 +125,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()
-    os.environ.setdefault("ESCALATION_STACK_DIR", str(ROOT / ".stack" / "bench-intake"))
-    # Below Linux's ephemeral range (32768-60999): a client's outgoing port cannot take them first.
-    os.environ.setdefault("STACK_KAFKA_PORT", "26092")
-    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "26093")
-    os.environ.setdefault("STACK_POSTGRES_PORT", "24435")
-    stack = LocalStack.from_env()
-    stack.up(with_services=False, fresh=True, echo=log)
-    bootstrap = f"127.0.0.1:{stack.kafka_port}"
+    stack, bootstrap = fresh_stack("bench-intake", kafka_port=26092, postgres_port=24435)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "at": datetime.now(UTC).isoformat(),

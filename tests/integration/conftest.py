@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from services.audit.migrate import migrate
 from tests.support import stack_env
 
 
@@ -25,6 +26,26 @@ async def database_url() -> AsyncIterator[str]:
     finally:
         # A new connection: a test may have restarted the server in between.
         admin = await asyncpg.connect(url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def scratch_database(database_url: str) -> AsyncIterator[str]:
+    """A new database migrated to the audit schema, for one test (one that tampers with rows or
+    restarts the server must not touch the others' data); dropped afterwards."""
+    name = f"scratch_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = f"{database_url.rsplit('/', 1)[0]}/{name}"
+    conn = await asyncpg.connect(url)
+    await migrate(conn)
+    await conn.close()
+    try:
+        yield url
+    finally:
+        admin = await asyncpg.connect(database_url)  # a new connection: the server may have restarted
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 

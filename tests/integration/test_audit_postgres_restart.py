@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -14,7 +13,6 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
 from services.audit.consumer import AuditIngestor
-from services.audit.migrate import migrate
 from services.audit.store import AuditStore, use_writer_role
 from services.audit.verify import verify_items
 from services.stack import postgres
@@ -29,19 +27,6 @@ pytestmark = pytest.mark.integration
 
 EVENTS = 3000
 DUPLICATE_EVERY = 10  # every 10th event is sent twice, as a producer retry would
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[str]:
-    """A database of this test's own (the restart is of the whole server)."""
-    name = f"restart_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield f"{database_url.rsplit('/', 1)[0]}/{name}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 def _events(service: str) -> list[Envelope]:
@@ -75,14 +60,11 @@ async def _send(bootstrap: str, envelopes: list[Envelope], halfway: asyncio.Even
         await producer.stop()
 
 
-async def test_rows_equal_distinct_events_after_a_postgres_restart(database: str, kafka_bootstrap: str) -> None:
+async def test_rows_equal_distinct_events_after_a_postgres_restart(scratch_database: str, kafka_bootstrap: str) -> None:
     service = f"restart-{uuid.uuid4().hex[:8]}"
     envelopes = _events(service)
-    owner = await asyncpg.connect(database)
-    await migrate(owner)
-    await owner.close()
     await ensure_topics(kafka_bootstrap, 8)
-    pool = await asyncpg.create_pool(database, min_size=1, max_size=4, init=use_writer_role)
+    pool = await asyncpg.create_pool(scratch_database, min_size=1, max_size=4, init=use_writer_role)
     store = AuditStore(pool)
     producer = make_producer(kafka_bootstrap, "it-restart")
     await producer.start()

@@ -14,14 +14,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.chain import row_hash
-from services.audit.migrate import migrate
 from services.audit.rows import stored_to_hashed
 from services.audit.signing import make_checkpoint
 from services.audit.store import AuditStore, Record, use_writer_role
 from services.audit.verify import PackError, Report, pack_lines, verify_items, verify_pack
 from shared import events as ev
 from shared.envelope import Envelope, new_envelope
-from tests.support import stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -31,33 +29,18 @@ KEY = Ed25519PrivateKey.generate()
 
 
 @pytest.fixture
-async def database() -> AsyncIterator[str]:
-    """A database of its own for each test: tampering must not leak into other tests."""
-    _, url = stack_env()
-    name = f"tamper_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@pytest.fixture
-async def superuser(database: str) -> AsyncIterator[asyncpg.Connection]:
+async def superuser(scratch_database: str) -> AsyncIterator[asyncpg.Connection]:
     """The migrated database as its superuser, with triggers off: what an attacker with root does."""
-    conn = await asyncpg.connect(database)
-    await migrate(conn)
+    conn = await asyncpg.connect(scratch_database)
     await conn.execute("SET session_replication_role = replica")
     yield conn
     await conn.close()
 
 
 @pytest.fixture
-async def store(database: str, superuser: asyncpg.Connection) -> AsyncIterator[AuditStore]:
+async def store(scratch_database: str, superuser: asyncpg.Connection) -> AsyncIterator[AuditStore]:
     """The service's store (its pool works as the writer role) with 2 chains of 6 rows each."""
-    pool = await asyncpg.create_pool(database, min_size=1, max_size=2, init=use_writer_role)
+    pool = await asyncpg.create_pool(scratch_database, min_size=1, max_size=2, init=use_writer_role)
     store = AuditStore(pool)
     for partition in (0, 1):
         records = [Record(TOPIC, partition, i, _trigger(f"p{partition}-{i}", i)) for i in range(6)]
@@ -96,8 +79,8 @@ async def test_an_untouched_history_verifies(store: AuditStore) -> None:
     assert (report.rows, report.chains, report.checkpoints) == (12, 2, 1)
 
 
-async def test_the_service_role_can_only_append(store: AuditStore, database: str) -> None:
-    pool = await asyncpg.create_pool(database, min_size=1, max_size=1, init=use_writer_role)
+async def test_the_service_role_can_only_append(store: AuditStore, scratch_database: str) -> None:
+    pool = await asyncpg.create_pool(scratch_database, min_size=1, max_size=1, init=use_writer_role)
     try:
         assert await pool.fetchval("SELECT current_user") == "escalation_audit_writer"
         for statement in ("UPDATE audit_log SET type = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
@@ -107,9 +90,9 @@ async def test_the_service_role_can_only_append(store: AuditStore, database: str
         await pool.close()
 
 
-async def test_triggers_stop_even_a_superuser_who_leaves_them_on(store: AuditStore, database: str) -> None:
+async def test_triggers_stop_even_a_superuser_who_leaves_them_on(store: AuditStore, scratch_database: str) -> None:
     await _checkpoint(store)
-    conn = await asyncpg.connect(database)
+    conn = await asyncpg.connect(scratch_database)
     try:
         for statement in (
             "UPDATE audit_log SET type = 'x'",

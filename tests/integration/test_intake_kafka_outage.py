@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import pytest
 
 from services.audit.consumer import AuditIngestor
-from services.audit.migrate import migrate
 from services.audit.store import AuditStore, use_writer_role
 from services.intake.app import create_app
 from services.stack import kafka
@@ -29,24 +27,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.broker_restart]
 SENDERS = 8
 
 
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[str]:
-    name = f"outage_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = f"{database_url.rsplit('/', 1)[0]}/{name}"
-    conn = await asyncpg.connect(url)
-    await migrate(conn)
-    await conn.close()
-    yield url
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
-
-
 async def test_every_request_gets_202_or_503_and_every_202_is_audited(
-    kafka_bootstrap: str, database: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str, scratch_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     service = f"outage-{uuid.uuid4().hex[:8]}"
     app = create_app(
@@ -104,7 +86,7 @@ async def test_every_request_gets_202_or_503_and_every_202_is_audited(
     assert set(statuses) <= {202, 503}, statuses
     assert statuses[503] >= SENDERS
 
-    pool = await asyncpg.create_pool(database, min_size=1, max_size=4, init=use_writer_role)
+    pool = await asyncpg.create_pool(scratch_database, min_size=1, max_size=4, init=use_writer_role)
     producer = make_producer(kafka_bootstrap, "it-outage")
     await producer.start()
     ingestor = AuditIngestor(kafka_bootstrap, AuditStore(pool), Publisher(producer), f"it-outage-{uuid.uuid4().hex}")
