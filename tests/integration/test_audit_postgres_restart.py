@@ -23,7 +23,10 @@ from shared.kafka import Publisher, ensure_topics, make_producer
 from shared.topics import INCIDENT_COMMANDS
 from tests.support import eventually
 
-pytestmark = pytest.mark.integration
+# Not in the default run: it passed alone twice, then hung (the ingestor made no progress after the
+# restart, past the 300 s test timeout) in a full CI run and in later runs alone; see the audit issue's
+# notes. `./scripts/test -m server_restart` runs it.
+pytestmark = [pytest.mark.integration, pytest.mark.server_restart]
 
 EVENTS = 3000
 DUPLICATE_EVERY = 10  # every 10th event is sent twice, as a producer retry would
