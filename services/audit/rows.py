@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.audit.chain import GENESIS, canonical, timestamp
+from services.audit.chain import GENESIS, canonical, row_hash, timestamp
 from shared.envelope import Envelope
 
 _ZERO = timedelta(0)
@@ -124,7 +123,7 @@ def link(records: Iterable[Record], heads: dict[str, tuple[int, str]], recorded_
             "teams": teams,
         }
         payload_text = canonical(payload)
-        digest = hashlib.sha256(prev.encode() + canonical(body) + b"\n" + payload_text).hexdigest()
+        digest = row_hash(body, payload_text)
         heads[chain] = (seq, digest)
         out.append(
             (
