@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -31,6 +32,15 @@ def problem(
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def rule_problem(exc: ValidationError, prefix: str = "") -> JSONResponse:
+    """422 for a rule a route checks after FastAPI's own validation (e.g. reassign: policy or team),
+    naming the field under `prefix` (e.g. `events.3` in a batch)."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "") or "body"
+    message = str(first.get("msg", "invalid"))
+    return problem(422, "Invalid request", f"{field}: {message}", errors=[{"field": field, "message": message}])
 
 
 def _field(error: dict[str, Any]) -> str:

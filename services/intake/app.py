@@ -13,14 +13,15 @@ from pydantic import BaseModel, Field, ValidationError
 from services.intake.body_limit import BodyLimit
 from services.intake.context import SENDERS, Intake
 from services.intake.directory import IncidentDirectory
-from services.intake.integrations import MAX_BODY_BYTES, integrations_router
+from services.intake.formats.pagerduty import MAX_BODY_BYTES
+from services.intake.integrations import integrations_router
 from services.intake.kafka_link import KafkaLink
 from services.intake.models import Accepted, AnyEvent, NativeEvent, TriggerEvent
 from services.intake.operator_routes import operator_router
 from services.intake.ratelimit import TokenBuckets
 from shared import events as ev
 from shared.auth import Principal, load_access
-from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, problem
+from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, rule_problem
 from shared.ids import incident_key, uuid7
 from shared.kafka import PublishError
 from shared.logging import get_logger
@@ -69,15 +70,6 @@ def to_command(event: AnyEvent) -> tuple[str, BaseModel, str, str]:
     type_, model = ev.ACTIONS[event.event_action]  # the body carries exactly the payload's fields
     payload = model.model_validate(event.model_dump(exclude={"event_action"}))
     return type_, payload, event.service, event.dedup_key
-
-
-def _rule_problem(exc: ValidationError, prefix: str) -> Response:
-    """422 for a cross-field rule of a command (e.g. reassign: policy or team)."""
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in (prefix, *first["loc"]) if p != "") or "body"
-    return problem(
-        422, "Invalid request", f"{field}: {first['msg']}", errors=[{"field": field, "message": first["msg"]}]
-    )
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
@@ -134,7 +126,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         try:
             command = to_command(event)
         except ValidationError as exc:
-            return _rule_problem(exc, "")
+            return rule_problem(exc)
         limited = intake.limited(who, event.service, "native")
         if limited is not None:
             return limited
@@ -154,7 +146,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             try:
                 commands.append(to_command(event))
             except ValidationError as exc:
-                return _rule_problem(exc, f"events.{index}")
+                return rule_problem(exc, f"events.{index}")
         limited = intake.limited(who, batch.events[0].service, "native", cost=len(commands))
         if limited is not None:
             return limited

@@ -16,13 +16,11 @@ from services.intake.context import Intake
 from services.intake.formats.alertmanager import AlertmanagerWebhook
 from services.intake.formats.alertmanager import to_commands as alertmanager_commands
 from services.intake.formats.common import FormatError, ParsedCommand
-from services.intake.formats.pagerduty import PagerDutyEvent
+from services.intake.formats.pagerduty import MAX_BODY_BYTES, PagerDutyEvent
 from services.intake.formats.pagerduty import to_command as pagerduty_command
 from shared.auth import Principal, Role
 from shared.http import PROBLEM_JSON
 from shared.ids import uuid7
-
-MAX_BODY_BYTES = 512 * 1024
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid body; `errors` names each field.", "content": {PROBLEM_JSON: {}}},

@@ -17,7 +17,7 @@ from services.intake.directory import IncidentDirectory, NotReady
 from services.intake.models import Accepted
 from shared import events as ev
 from shared.auth import Principal, Role
-from shared.http import PROBLEM_JSON, problem
+from shared.http import PROBLEM_JSON, problem, rule_problem
 
 
 class ActorBody(BaseModel):
@@ -79,11 +79,7 @@ def operator_router(intake: Intake, directory: IncidentDirectory) -> APIRouter:
         try:
             payload = model.model_validate(fields)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "body"
-            return problem(
-                422, "Invalid request", f"{field}: {first['msg']}", errors=[{"field": field, "message": first["msg"]}]
-            )
+            return rule_problem(exc)
         limited = intake.limited(who, service, "operator")
         if limited is not None:
             return limited
