@@ -4,8 +4,6 @@ exports, evidence packs, verification and reports."""
 # No `from __future__ import annotations`: FastAPI must see the closures' Depends objects in the
 # route signatures, which string annotations would hide from it.
 import asyncio
-import csv
-import io
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AwareDatetime
 
 from services.audit.consumer import AuditIngestor
+from services.audit.csv_export import CSV_COLUMNS, csv_line, csv_row
 from services.audit.migrate import migrate
 from services.audit.reports import GroupBy, incident_facts, summarize
 from services.audit.signing import load_private_key, make_checkpoint
@@ -33,40 +32,10 @@ from shared.settings import AuditSettings
 
 log = get_logger("audit")
 
-CSV_COLUMNS = (
-    "seq",
-    "occurred_at",
-    "recorded_at",
-    "type",
-    "incident_id",
-    "incident_key",
-    "service",
-    "priority",
-    "actor",
-    "teams",
-    "topic",
-    "event_id",
-    "causation_id",
-    "correlation_id",
-    "chain",
-    "chain_seq",
-    "hash",
-    "payload",
-)
+
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"description": "The audit database is unavailable.", "content": {PROBLEM_JSON: {}}}
 }
-
-
-def _csv_line(values: list[Any]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(values)
-    return buffer.getvalue().encode()
-
-
-def _csv_row(entry: dict[str, Any]) -> list[Any]:
-    values = {**entry, "teams": ";".join(entry["teams"]), "payload": json.dumps(entry["payload"], sort_keys=True)}
-    return ["" if values.get(c) is None else values[c] for c in CSV_COLUMNS]
 
 
 async def checkpoint_loop(store: AuditStore, key: Ed25519PrivateKey, every: float, stop: asyncio.Event) -> None:
@@ -215,9 +184,9 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         """The (filtered) history as CSV (payload as a JSON column); streamed, any size."""
 
         async def lines() -> AsyncIterator[bytes]:
-            yield _csv_line(list(CSV_COLUMNS))
+            yield csv_line(list(CSV_COLUMNS))
             async for row in store_of().export(query=query):
-                yield _csv_line(_csv_row(row))
+                yield csv_line(csv_row(row))
 
         return StreamingResponse(
             lines(), media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="audit.csv"'}

@@ -128,7 +128,7 @@ def export(
     database_url: DatabaseOption = None,
 ) -> None:
     """Write the whole history (JSONL or CSV), or an evidence pack that `verify --pack` checks offline."""
-    from services.audit.app import CSV_COLUMNS, _csv_line, _csv_row
+    from services.audit.csv_export import CSV_COLUMNS, csv_line, csv_row
 
     key = _settings_key(public_key)
 
@@ -145,9 +145,9 @@ def export(
                     count += 1
                 return count - 1
             if csv_format:
-                handle.write(_csv_line(list(CSV_COLUMNS)))
+                handle.write(csv_line(list(CSV_COLUMNS)))
             async for row in store.export():
-                handle.write(_csv_line(_csv_row(row)) if csv_format else json.dumps(row).encode() + b"\n")
+                handle.write(csv_line(csv_row(row)) if csv_format else json.dumps(row).encode() + b"\n")
                 count += 1
             return count
         finally:

@@ -15,7 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
-from services.audit.app import CSV_COLUMNS, create_app
+from services.audit.app import create_app
+from services.audit.csv_export import CSV_COLUMNS
 from services.audit.migrate import migrate
 from services.audit.signing import new_private_key_text
 from services.audit.store import AuditStore, Record
