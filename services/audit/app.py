@@ -99,7 +99,11 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             if checkpoints is not None:
                 await checkpoints  # the last batch's rows get a checkpoint before we exit
             await producer.stop()
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except TimeoutError:  # a connection still checked out; nothing is left to write on it
+                log.warning("database pool did not close in 10 s; terminating its connections")
+                pool.terminate()
             log.info("audit stopped")
 
     async def health() -> dict[str, Any]:

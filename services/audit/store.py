@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -18,7 +19,10 @@ from services.audit.signing import Checkpoint
 __all__ = ["WRITER_ROLE", "AuditStore", "AuditStoreError", "Record", "SearchFilter"]
 
 WRITER_ROLE = "escalation_audit_writer"
-_DB_ERRORS = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError)
+# InternalClientError: asyncpg's protocol state machine refusing an operation on a connection the
+# server is tearing down ("cannot switch to state 12; another operation (2) is in progress").
+_BROKEN = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+_DB_ERRORS = (asyncpg.PostgresError, *_BROKEN)
 T = TypeVar("T")
 _CHECKPOINT_LOCK = 7_301_002  # any fixed number: one checkpointer at a time across audit workers
 
@@ -121,11 +125,37 @@ class AuditStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection that is dropped, not handed back, when an error leaves it unusable.
+
+        When PostgreSQL goes away in the middle of an operation, asyncpg can mark the connection
+        closed without releasing its pool slot; `Pool.release` then returns early and the slot stays
+        checked out for ever (a smaller pool each restart, and `Pool.close` waiting on it). Terminating
+        the connection runs asyncpg's own cleanup, which frees the slot; the pool opens a new one.
+        """
+        async with self._pool.acquire() as conn:
+            try:
+                yield conn
+            except _DB_ERRORS as exc:
+                # InterfaceError here: asyncpg already released the connection on its own.
+                with suppress(asyncpg.InterfaceError):
+                    if isinstance(exc, _BROKEN) or conn.is_closed():
+                        conn.terminate()
+                raise
+
     async def _guard(self, what: str, work: Callable[[], Awaitable[T]]) -> T:
         try:
             return await work()
         except _DB_ERRORS as exc:
             raise AuditStoreError(f"{what}: {exc!r}") from exc
+
+    async def _fetch(self, what: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async def work() -> list[asyncpg.Record]:
+            async with self._connection() as conn:
+                return list(await conn.fetch(sql, *args))
+
+        return await self._guard(what, work)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -136,7 +166,7 @@ class AuditStore:
         and rows whose event_id is already stored (a producer's retry) are left out.
         """
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self._connection() as conn, conn.transaction():
                 return await self._write(conn, consumer, records, offsets)
         except _DB_ERRORS as exc:
             raise AuditStoreError(f"audit batch not stored: {exc!r}") from exc
@@ -207,11 +237,10 @@ class AuditStore:
 
     async def offsets(self, consumer: str) -> dict[tuple[str, int], int]:
         """Return the next offset to read per (topic, partition)."""
-        rows = await self._guard(
+        rows = await self._fetch(
             "cannot read offsets",
-            lambda: self._pool.fetch(
-                "SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer = $1", consumer
-            ),
+            "SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer = $1",
+            consumer,
         )
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
@@ -219,24 +248,19 @@ class AuditStore:
 
     async def heads(self) -> dict[str, tuple[int, str]]:
         """The last row of every chain."""
-        rows = await self._guard(
-            "cannot read chain heads", lambda: self._pool.fetch("SELECT chain, chain_seq, hash FROM audit_chain_heads")
-        )
+        rows = await self._fetch("cannot read chain heads", "SELECT chain, chain_seq, hash FROM audit_chain_heads")
         return {r["chain"]: (r["chain_seq"], r["hash"]) for r in rows}
 
     async def checkpoints(self) -> list[Checkpoint]:
         """Every signed checkpoint, oldest first."""
-        rows = await self._guard(
-            "cannot read checkpoints",
-            lambda: self._pool.fetch("SELECT body, signature FROM audit_checkpoints ORDER BY id"),
-        )
+        rows = await self._fetch("cannot read checkpoints", "SELECT body, signature FROM audit_checkpoints ORDER BY id")
         return [Checkpoint(r["body"].encode(), r["signature"]) for r in rows]
 
     async def add_checkpoint(self, make: Callable[[dict[str, tuple[int, str]], Checkpoint | None], Checkpoint]) -> None:
         """Sign the heads as they are now, linked to the last checkpoint, under a lock on both."""
 
         async def work() -> None:
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with self._connection() as conn, conn.transaction():
                 # Serializes checkpointers (several audit workers) so each links to the one before.
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _CHECKPOINT_LOCK)
                 last = await conn.fetchrow("SELECT body, signature FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
@@ -263,21 +287,21 @@ class AuditStore:
 
     async def timeline(self, incident_id: uuid.UUID) -> list[dict[str, Any]]:
         """Return every message of an incident, and the commands that caused them, in order."""
-        rows = await self._guard("cannot read timeline", lambda: self._pool.fetch(_TIMELINE, incident_id))
+        rows = await self._fetch("cannot read timeline", _TIMELINE, incident_id)
         return [_entry(r) for r in rows]
 
     async def search(self, query: SearchFilter, after: int | None, limit: int) -> list[dict[str, Any]]:
         """Rows matching the filter in ingestion order, `limit` at most, after the row `after` (keyset)."""
         where, args = query.where(first=3)
         sql = f"SELECT * FROM audit_log WHERE seq > $1 AND {where} ORDER BY seq LIMIT $2"  # noqa: S608 - placeholders only
-        rows = await self._guard("cannot search", lambda: self._pool.fetch(sql, after or 0, limit, *args))
+        rows = await self._fetch("cannot search", sql, after or 0, limit, *args)
         return [_entry(r) for r in rows]
 
     async def export(self, batch: int = 1000, query: SearchFilter | None = None) -> AsyncIterator[dict[str, Any]]:
         """Yield matching rows in ingestion order as envelope plus topic and chain fields (a cursor)."""
         where, args = (query or SearchFilter()).where()
         sql = f"SELECT * FROM audit_log WHERE {where} ORDER BY seq"  # noqa: S608 - placeholders only
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             async for r in conn.cursor(sql, *args, prefetch=batch):
                 yield _entry(r)
 
@@ -285,7 +309,7 @@ class AuditStore:
         """One consistent snapshot for `verify` and evidence packs, as tagged items in this order:
         each checkpoint (`kind: checkpoint`), the chain heads (`kind: heads`), then every row in its
         hashed form (`kind: row`), chain by chain in chain order."""
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with self._connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             for r in await conn.fetch("SELECT body, signature FROM audit_checkpoints ORDER BY id"):
                 yield {"kind": "checkpoint", "body": r["body"], "signature": r["signature"]}
             heads = await conn.fetch("SELECT chain, chain_seq, hash FROM audit_chain_heads ORDER BY chain")
@@ -296,6 +320,7 @@ class AuditStore:
     async def ping(self) -> bool:
         """True when the database answers."""
         try:
-            return bool(await self._pool.fetchval("SELECT 1") == 1)
+            async with self._connection() as conn:
+                return bool(await conn.fetchval("SELECT 1") == 1)
         except _DB_ERRORS:
             return False
