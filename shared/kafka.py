@@ -4,20 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 
 from shared.envelope import Envelope
+from shared.logging import get_logger
 from shared.topics import ALL_TOPICS, dead_letter_topic
+
+_log = get_logger("kafka")
 
 
 class PublishError(RuntimeError):
     """Kafka did not acknowledge a write; the caller must not report success."""
+
+
+# Errors after which an idempotent producer never succeeds again. When batches expire while the
+# broker is away, aiokafka's producer is left out of step with the broker's sequence numbers and,
+# unlike the Java client, does not bump its epoch: every later send fails the same way (aiokafka
+# issue #1017). Only a new producer, with a new producer id, writes again.
+PRODUCER_STATE_ERRORS: tuple[type[KafkaError], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+)
 
 
 async def ensure_topics(bootstrap: str, partitions: int, extra: Iterable[str] = (), replication: int = 1) -> None:
@@ -67,18 +89,70 @@ def make_producer(bootstrap: str, client_id: str, **overrides: object) -> AIOKaf
 
 
 class Publisher:
-    """Writes envelopes keyed by incident key and waits for Kafka's acknowledgement."""
+    """Writes envelopes keyed by incident key and waits for Kafka's acknowledgement.
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    Made with `Publisher.owning(factory)`, it owns its producer (`start`, `stop`) and replaces it
+    when a send fails with one of PRODUCER_STATE_ERRORS; the failed send still raises PublishError
+    (nothing is reported as written that Kafka did not acknowledge), the next one uses the new
+    producer. Made with `Publisher(producer)`, it only writes through the caller's producer.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer, renew: Callable[[], AIOKafkaProducer] | None = None) -> None:
         self._producer = producer
+        self._renew = renew
+        self._renewing = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
+        self.renewals = 0
+
+    @classmethod
+    def owning(cls, factory: Callable[[], AIOKafkaProducer]) -> Publisher:
+        """A publisher on its own producer from `factory`, renewed by the same factory when stuck."""
+        return cls(factory(), renew=factory)
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The producer in use now."""
+        return self._producer
+
+    async def start(self) -> None:
+        """Start the producer (connects to Kafka)."""
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Flush and stop the producer, and any replaced one still closing."""
+        await self._producer.stop()
+        if self._retired:
+            await asyncio.gather(*self._retired, return_exceptions=True)
+
+    async def _after_failure(self, failed: AIOKafkaProducer, exc: BaseException) -> None:
+        """Replace `failed` with a new producer when `exc` shows its idempotence state is broken."""
+        if self._renew is None or not isinstance(exc, PRODUCER_STATE_ERRORS):
+            return
+        async with self._renewing:
+            if self._producer is not failed:
+                return  # a concurrent send already replaced it
+            fresh = self._renew()
+            try:
+                await fresh.start()
+            except (KafkaError, OSError):
+                await fresh.stop()
+                return  # Kafka unreachable: keep the old one; the next failure tries again
+            self._producer = fresh
+            self.renewals += 1
+            retired = asyncio.create_task(failed.stop(), name="retired-producer")
+            self._retired.add(retired)
+            retired.add_done_callback(self._retired.discard)
+            _log.warning("producer replaced after a producer-state error", error=repr(exc), renewals=self.renewals)
 
     async def publish(self, topic: str, env: Envelope) -> None:
         """Write one envelope; raise PublishError unless Kafka acknowledged it."""
+        producer = self._producer
         try:
-            await self._producer.send_and_wait(
+            await producer.send_and_wait(
                 topic, value=env.to_json(), key=env.incident_key.encode(), headers=env.kafka_headers()
             )
         except KafkaError as exc:
+            await self._after_failure(producer, exc)
             raise PublishError(f"Kafka did not acknowledge {env.event_id}: {exc!r}") from exc
 
     async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
@@ -87,6 +161,7 @@ class Publisher:
         Cheaper than one `publish` task per envelope: the sends are queued in order, then the
         acknowledgements awaited together.
         """
+        producer = self._producer
         futures: list[asyncio.Future[Any] | BaseException] = []
         refused: BaseException | None = None
         for env in envelopes:
@@ -95,7 +170,7 @@ class Publisher:
                 continue
             try:
                 futures.append(
-                    await self._producer.send(
+                    await producer.send(
                         topic, value=env.to_json(), key=env.incident_key.encode(), headers=env.kafka_headers()
                     )
                 )
@@ -105,13 +180,19 @@ class Publisher:
         pending = [f for f in futures if not isinstance(f, BaseException)]
         await asyncio.wait(pending) if pending else None
         results: list[BaseException | None] = []
+        stuck: BaseException | None = None
         for f in futures:
-            if isinstance(f, BaseException):
-                results.append(PublishError(f"Kafka did not take the message: {f!r}"))
-            elif f.exception() is not None:
-                results.append(PublishError(f"Kafka did not acknowledge: {f.exception()!r}"))
-            else:
+            cause = f if isinstance(f, BaseException) else f.exception()
+            if cause is None:
                 results.append(None)
+                continue
+            if isinstance(cause, PRODUCER_STATE_ERRORS):
+                stuck = cause
+            error = PublishError(f"Kafka did not {'take' if f is cause else 'acknowledge'} the message: {cause!r}")
+            error.__cause__ = cause
+            results.append(error)
+        if stuck is not None:
+            await self._after_failure(producer, stuck)
         return results
 
     async def dead_letter(
@@ -135,7 +216,9 @@ class Publisher:
             "value": value.decode("utf-8", "replace") if value is not None else None,
             "dead_lettered_at": datetime.now(UTC).isoformat(),
         }
+        producer = self._producer
         try:
-            await self._producer.send_and_wait(dead_letter_topic(consumer), value=json.dumps(record).encode(), key=key)
+            await producer.send_and_wait(dead_letter_topic(consumer), value=json.dumps(record).encode(), key=key)
         except KafkaError as exc:
+            await self._after_failure(producer, exc)
             raise PublishError(f"dead letter for {topic}/{partition}/{offset} failed: {exc!r}") from exc

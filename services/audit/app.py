@@ -76,12 +76,10 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             log.warning("AUDIT_SIGNING_KEY not set: no signed checkpoints are written")
         pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8, init=use_writer_role)
         await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
-        producer = make_producer(settings.kafka_bootstrap_servers, "audit")
-        await producer.start()
+        publisher = Publisher.owning(lambda: make_producer(settings.kafka_bootstrap_servers, "audit"))
+        await publisher.start()
         store = AuditStore(pool)
-        ingestor = AuditIngestor(
-            settings.kafka_bootstrap_servers, store, Publisher(producer), settings.audit_consumer_group
-        )
+        ingestor = AuditIngestor(settings.kafka_bootstrap_servers, store, publisher, settings.audit_consumer_group)
         await ingestor.start()
         stop = asyncio.Event()
         checkpoints = (
@@ -98,7 +96,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             stop.set()
             if checkpoints is not None:
                 await checkpoints  # the last batch's rows get a checkpoint before we exit
-            await producer.stop()
+            await publisher.stop()
             try:
                 await asyncio.wait_for(pool.close(), timeout=10)
             except TimeoutError:  # a connection still checked out; nothing is left to write on it

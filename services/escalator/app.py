@@ -233,12 +233,13 @@ class Escalator:
         """Send a `timer.fired` command for every due deadline; sleep until the next one."""
         # Firings are commands sent outside any consumed event (a stale or repeated one is ignored
         # by its token): a plain acks=all idempotent producer of their own, awaited per pass.
-        self._firing_producer = make_producer(self.settings.kafka_bootstrap_servers, f"{self.app.conf.id}-timers")
-        await self._firing_producer.start()
+        bootstrap, client_id = self.settings.kafka_bootstrap_servers, f"{self.app.conf.id}-timers"
+        self._firing = Publisher.owning(lambda: make_producer(bootstrap, client_id))
+        await self._firing.start()
         try:
             await self._timer_steps()
         finally:
-            await self._firing_producer.stop()
+            await self._firing.stop()
 
     async def _timer_steps(self) -> None:
         while not self.app.should_stop:
@@ -260,7 +261,7 @@ class Escalator:
         due = self.timers.pop_due(now)
         if not due:
             return
-        publisher = Publisher(self._firing_producer)
+        publisher = self._firing
         sends = []
         for timer in due:
             fired = ev.TimerFired(token=timer.token, due_at=datetime.fromtimestamp(timer.due_at, UTC))

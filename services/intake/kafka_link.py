@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
@@ -22,33 +21,34 @@ class KafkaLink:
 
     def __init__(self, settings: IntakeSettings) -> None:
         self._settings = settings
-        self._producer: AIOKafkaProducer | None = None
+        self._publisher: Publisher | None = None
         self._lock = asyncio.Lock()
 
     async def publisher(self) -> Publisher:
         """Return a publisher on a started producer, or raise PublishError."""
         async with self._lock:
-            if self._producer is None:
-                producer = make_producer(self._settings.kafka_bootstrap_servers, "intake")
+            if self._publisher is None:
+                bootstrap = self._settings.kafka_bootstrap_servers
+                publisher = Publisher.owning(lambda: make_producer(bootstrap, "intake"))
                 try:
-                    await producer.start()
-                    await ensure_topics(self._settings.kafka_bootstrap_servers, self._settings.topic_partitions)
+                    await publisher.start()
+                    await ensure_topics(bootstrap, self._settings.topic_partitions)
                 except (KafkaError, OSError) as exc:
-                    await producer.stop()
+                    await publisher.stop()
                     raise PublishError(f"Kafka unreachable: {exc!r}") from exc
-                self._producer = producer
-        return Publisher(self._producer)
+                self._publisher = publisher
+        return self._publisher
 
     @property
     def connected(self) -> bool:
         """True once the producer has started."""
-        return self._producer is not None
+        return self._publisher is not None
 
     async def close(self) -> None:
         """Flush and stop the producer."""
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        if self._publisher is not None:
+            await self._publisher.stop()
+            self._publisher = None
 
     async def publish_all(self, commands: Sequence[tuple[str, BaseModel, str, str]]) -> list[Envelope]:
         """Write (type, payload, service, dedup key) commands, all in flight together, keyed by incident.

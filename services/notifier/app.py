@@ -39,8 +39,7 @@ class NotifierWorker:
         """Create topics, connect, and start the loop (clients need the running event loop)."""
         settings = self.settings
         await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
-        self.producer = make_producer(settings.kafka_bootstrap_servers, "notifier")
-        self.publisher = Publisher(self.producer)
+        self.publisher = Publisher.owning(lambda: make_producer(settings.kafka_bootstrap_servers, "notifier"))
         self.consumer = AIOKafkaConsumer(
             ESCALATION_EVENTS,
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -57,7 +56,7 @@ class NotifierWorker:
             settings.notifier_max_attempts,
             settings.notifier_backoff_base_seconds,
         )
-        await self.producer.start()
+        await self.publisher.start()
         await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name="notifier-loop")
         self.running = True
@@ -71,7 +70,7 @@ class NotifierWorker:
         if self._task is not None:
             await self._task
         await self.consumer.stop()
-        await self.producer.stop()
+        await self.publisher.stop()
         await self.http.aclose()
         self.running = False
 

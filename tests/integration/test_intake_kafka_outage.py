@@ -19,10 +19,7 @@ from shared.kafka import Publisher, make_producer
 from shared.settings import IntakeSettings
 from tests.support import eventually
 
-# Not in the default run: it passed 2 of 7 local runs; in failures the intake's producer kept getting
-# leader errors after the broker came back (see the intake issue's notes).
-# `./scripts/test -m server_restart` runs it.
-pytestmark = [pytest.mark.integration, pytest.mark.server_restart]
+pytestmark = pytest.mark.integration
 
 SENDERS = 8
 
