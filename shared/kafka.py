@@ -97,17 +97,28 @@ class Publisher:
     producer. Made with `Publisher(producer)`, it only writes through the caller's producer.
     """
 
-    def __init__(self, producer: AIOKafkaProducer, renew: Callable[[], AIOKafkaProducer] | None = None) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        renew: Callable[[], AIOKafkaProducer] | None = None,
+        ack_timeout: float | None = None,
+    ) -> None:
         self._producer = producer
         self._renew = renew
+        self._ack_timeout = ack_timeout  # None: as long as the producer keeps retrying
         self._renewing = asyncio.Lock()
         self._retired: set[asyncio.Task[None]] = set()
         self.renewals = 0
 
     @classmethod
-    def owning(cls, factory: Callable[[], AIOKafkaProducer]) -> Publisher:
-        """A publisher on its own producer from `factory`, renewed by the same factory when stuck."""
-        return cls(factory(), renew=factory)
+    def owning(cls, factory: Callable[[], AIOKafkaProducer], ack_timeout: float | None = None) -> Publisher:
+        """A publisher on its own producer from `factory`, renewed by the same factory when stuck.
+
+        With `ack_timeout`, a write not acknowledged within that many seconds raises PublishError
+        (while the broker is away aiokafka may retry a batch far longer than a caller can wait). The
+        message may still reach Kafka later: the caller reports it as not accepted, never the reverse.
+        """
+        return cls(factory(), renew=factory, ack_timeout=ack_timeout)
 
     @property
     def producer(self) -> AIOKafkaProducer:
@@ -148,9 +159,14 @@ class Publisher:
         """Write one envelope; raise PublishError unless Kafka acknowledged it."""
         producer = self._producer
         try:
-            await producer.send_and_wait(
-                topic, value=env.to_json(), key=env.incident_key.encode(), headers=env.kafka_headers()
+            await asyncio.wait_for(
+                producer.send_and_wait(
+                    topic, value=env.to_json(), key=env.incident_key.encode(), headers=env.kafka_headers()
+                ),
+                self._ack_timeout,
             )
+        except TimeoutError as exc:
+            raise PublishError(f"Kafka did not acknowledge {env.event_id} within {self._ack_timeout} s") from exc
         except KafkaError as exc:
             await self._after_failure(producer, exc)
             raise PublishError(f"Kafka did not acknowledge {env.event_id}: {exc!r}") from exc
@@ -162,6 +178,8 @@ class Publisher:
         acknowledgements awaited together.
         """
         producer = self._producer
+        loop = asyncio.get_running_loop()
+        deadline = None if self._ack_timeout is None else loop.time() + self._ack_timeout
         futures: list[asyncio.Future[Any] | BaseException] = []
         refused: BaseException | None = None
         for env in envelopes:
@@ -169,20 +187,22 @@ class Publisher:
                 futures.append(refused)
                 continue
             try:
-                futures.append(
-                    await producer.send(
-                        topic, value=env.to_json(), key=env.incident_key.encode(), headers=env.kafka_headers()
-                    )
+                send = producer.send(
+                    topic, value=env.to_json(), key=env.incident_key.encode(), headers=env.kafka_headers()
                 )
-            except KafkaError as exc:
+                left = None if deadline is None else max(deadline - loop.time(), 0.001)
+                futures.append(await asyncio.wait_for(send, left))
+            except (KafkaError, TimeoutError) as exc:
                 refused = exc
                 futures.append(exc)
         pending = [f for f in futures if not isinstance(f, BaseException)]
-        await asyncio.wait(pending) if pending else None
+        if pending:
+            await asyncio.wait(pending, timeout=None if deadline is None else max(deadline - loop.time(), 0.001))
+        late = TimeoutError(f"not acknowledged within {self._ack_timeout} s")
         results: list[BaseException | None] = []
         stuck: BaseException | None = None
         for f in futures:
-            cause = f if isinstance(f, BaseException) else f.exception()
+            cause = f if isinstance(f, BaseException) else (f.exception() if f.done() else late)
             if cause is None:
                 results.append(None)
                 continue

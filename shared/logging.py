@@ -17,10 +17,22 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
+def _naming(service: str) -> structlog.types.Processor:
+    """Put the service name on every line, also those logged outside the main context (library
+    threads and tasks Faust or aiokafka started before the context variable was bound)."""
+
+    def add(_: object, __: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+        event.setdefault("service", service)
+        return event
+
+    return add
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Send every log line to stdout as one JSON object carrying the service name."""
+    chain = [*_SHARED, _naming(service)]
     structlog.configure(
-        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -28,7 +40,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=_SHARED,
+            foreign_pre_chain=chain,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.JSONRenderer(),

@@ -29,7 +29,9 @@ class KafkaLink:
         async with self._lock:
             if self._publisher is None:
                 bootstrap = self._settings.kafka_bootstrap_servers
-                publisher = Publisher.owning(lambda: make_producer(bootstrap, "intake"))
+                publisher = Publisher.owning(
+                    lambda: make_producer(bootstrap, "intake"), ack_timeout=self._settings.intake_ack_timeout_seconds
+                )
                 try:
                     await publisher.start()
                     await ensure_topics(bootstrap, self._settings.topic_partitions)

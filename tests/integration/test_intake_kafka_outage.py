@@ -61,17 +61,17 @@ async def test_every_request_gets_202_or_503_and_every_202_is_audited(
 
         senders = [asyncio.create_task(sender(n)) for n in range(SENDERS)]
         try:
-            await eventually(lambda: _at_least(accepted, 50), timeout=60, what="traffic before the outage")
-            await asyncio.to_thread(kafka.stop, paths)
-            before_outage = len(accepted)
-            await eventually(lambda: _at_least_503(statuses, SENDERS), timeout=120, what="503s during the outage")
-        finally:
-            # Kafka comes back whatever happened above: later tests need it.
-            await asyncio.to_thread(kafka.start, paths)
-            await asyncio.to_thread(kafka.wait_ready, paths)
-        try:
+            try:
+                await eventually(lambda: _at_least(accepted, 50), timeout=60, what="traffic before the outage")
+                await asyncio.to_thread(kafka.stop, paths)
+                before_outage = len(accepted)
+                await eventually(lambda: _at_least_503(statuses, SENDERS), timeout=60, what="503s during the outage")
+            finally:
+                # Kafka comes back whatever happened above: later tests need it.
+                await asyncio.to_thread(kafka.start, paths)
+                await asyncio.to_thread(kafka.wait_ready, paths)
             await eventually(lambda: _at_least(accepted, before_outage + 50), timeout=120, what="202s after it")
-        finally:
+        finally:  # the senders stop on every path, or they outlive the app they post to
             stop_sending.set()
             done, pending = await asyncio.wait(senders, timeout=90)
             for task in pending:
