@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from shared.envelope import Envelope, EnvelopeError
 
@@ -19,6 +21,47 @@ class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
+
+
+MAX_JSON_DEPTH = 64
+"""How deeply a free-form object (custom_details) may nest; pydantic stops writing JSON at 255 levels."""
+
+
+def _where(path: tuple[str | int, ...]) -> str:
+    # Keys are user input: escaped, so that the error message can itself be written as JSON.
+    return ".".join(str(p) for p in path).encode("utf-8", "backslashreplace").decode() or "(the object)"
+
+
+def _json_writable(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse what no JSON encoder downstream writes back as sent: a lone surrogate (in a key or a
+    string), NaN or Infinity (written as null), nesting deeper than MAX_JSON_DEPTH."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if len(path) >= MAX_JSON_DEPTH:
+            raise PydanticCustomError("json_depth", "Nested deeper than {limit} levels", {"limit": MAX_JSON_DEPTH})
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise PydanticCustomError(
+                    "string_unicode",
+                    "Lone surrogate at {where}; strings must be valid Unicode",
+                    {"where": _where(path)},
+                ) from None
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise PydanticCustomError("finite_number", "{where} should be a finite number", {"where": _where(path)})
+        elif isinstance(item, dict):
+            for key, member in item.items():
+                stack.append((key, (*path, key)))
+                stack.append((member, (*path, key)))
+        elif isinstance(item, list):
+            stack.extend((member, (*path, i)) for i, member in enumerate(item))
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_writable)]
+"""A free-form JSON object that can be written as JSON again exactly as received."""
 
 
 class _Payload(BaseModel):
@@ -63,7 +106,7 @@ class Trigger(_Payload):
     severity: Severity = Field(Severity.ERROR, examples=["critical"])
     source: str | None = Field(None, max_length=255, examples=["db1.prod"])
     priority: str | None = Field(None, pattern=r"^P[1-5]$", description="P1..P5; else derived.")
-    custom_details: dict[str, Any] = Field(default_factory=dict)
+    custom_details: JsonObject = Field(default_factory=dict)
     component: str | None = Field(None, max_length=255, description="Part of the source that is affected.")
     group: str | None = Field(None, max_length=255, description="Logical grouping of components.")
     event_class: str | None = Field(None, max_length=255, description="Class or type of the event.")
@@ -242,9 +285,12 @@ class EscalationStepReached(_Payload):
 
 
 class IncidentReopened(_Payload):
-    """An acknowledged or snoozed incident went back to triggered."""
+    """An incident went back to triggered: acknowledged or snoozed, or resolved and flapping."""
 
-    reason: Literal["ack_timeout", "snooze_ended", "escalate_now", "reassigned"]
+    reason: Literal["ack_timeout", "snooze_ended", "escalate_now", "reassigned", "flapping"]
+    count: int | None = Field(
+        None, description="For `flapping`: triggers received for the incident so far (no new page is sent)."
+    )
 
 
 class IncidentSnoozed(_Payload):

@@ -60,8 +60,20 @@ async def _validation_handler(_: Request, exc: Exception) -> Response:
     return problem(422, "Invalid request", detail, errors=errors)
 
 
+_UNREADABLE_BODY = "There was an error parsing the body"  # FastAPI's words for a body json.loads refused
+
+
 async def _http_handler(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
+        # Bytes that are not UTF-8, nesting too deep to parse, an integer of over 4,300 digits: a
+        # validation error of the body like any other, named and documented as the routes' 422.
+        return problem(
+            422,
+            "Invalid request",
+            "The body is not readable JSON.",
+            errors=[{"field": "body", "message": "not readable JSON (invalid UTF-8, too deep, or a number too long)"}],
+        )
     return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
 

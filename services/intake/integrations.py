@@ -22,6 +22,8 @@ from shared.auth import Principal, Role
 from shared.http import PROBLEM_JSON
 from shared.ids import uuid7
 
+_MAX_SERVICE = 255  # ev.Trigger.service
+
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid body; `errors` names each field.", "content": {PROBLEM_JSON: {}}},
     401: {"description": "Unknown integration key.", "content": {PROBLEM_JSON: {}}},
@@ -68,14 +70,20 @@ def _validation_errors(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # json.loads takes NaN and Infinity; they would be written back as null
+
+
 async def _json_body(request: Request) -> Any:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise HTTPException(413, "Request body too large")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(raw, parse_constant=_no_constant)
+    except ValueError as exc:  # undecodable bytes, invalid JSON, NaN, an integer of over 4,300 digits
         raise _Invalid([{"field": "body", "message": f"not JSON: {exc}"}]) from exc
+    except RecursionError:
+        raise _Invalid([{"field": "body", "message": "not JSON: nested too deeply"}]) from None
 
 
 class _Invalid(Exception):
@@ -90,6 +98,9 @@ def _integration(intake: Intake, key: str | None, fallback_service: str | None) 
         service = fallback_service or key
         if not service:
             raise _Invalid([{"field": "service", "message": "name the service (authentication is off)"}])
+        if len(service) > _MAX_SERVICE:
+            field = "service" if fallback_service else "key"
+            raise _Invalid([{"field": field, "message": f"a service id has at most {_MAX_SERVICE} characters"}])
         return Principal("anonymous", None), service
     if not key:
         raise HTTPException(401, "An integration key is required", {"WWW-Authenticate": "Bearer"})

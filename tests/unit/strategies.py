@@ -12,7 +12,7 @@ from shared.events import Target
 
 @st.composite
 def policies(draw: st.DrawFn) -> Policy:
-    """Policies of 1-4 levels with delays 0-3600 s, optional repeat, round robin and ack timeout."""
+    """Policies of 1-4 levels with delays 0-3600 s, optional repeat, round robin, ack timeout and flap window."""
     n = draw(st.integers(1, 4))
     levels = []
     for i in range(n):
@@ -36,6 +36,7 @@ def policies(draw: st.DrawFn) -> Policy:
         repeat=repeat,
         repeat_delay=timedelta(seconds=draw(st.integers(1, 3600))) if repeat else None,
         ack_timeout=ack_timeout,
+        flap_window=draw(st.sampled_from([None, timedelta(minutes=5), timedelta(hours=1)])),
     )
 
 

@@ -38,6 +38,7 @@ def _policy(delays: list[int]) -> Policy:
             )
             for i, d in enumerate(delays, start=1)
         ),
+        flap_window=None,  # every trigger after a resolve opens a new incident here; flapping has its own tests
     )
 
 

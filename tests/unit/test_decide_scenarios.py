@@ -386,7 +386,7 @@ def test_a_trigger_after_resolve_opens_a_new_incident_with_a_new_id() -> None:
     first_env, opened = _open()
     resolved = decide(None, opened, _resolve(T0 + MIN), T0 + MIN).state
     assert resolved is not None
-    at = T0 + 2 * MIN
+    at = T0 + 7 * MIN  # past the default 5-minute flap window after the resolve
     second_env = _trigger(at)
     decision = decide(TIERED, resolved, second_env, at)
     state = decision.state
@@ -407,12 +407,12 @@ def test_an_operator_command_for_a_previous_incident_changes_nothing() -> None:
     first_env, opened = _open()
     resolved = decide(None, opened, _resolve(T0 + MIN), T0 + MIN).state
     assert resolved is not None
-    current = decide(TIERED, resolved, _trigger(T0 + 2 * MIN), T0 + 2 * MIN).state
+    current = decide(TIERED, resolved, _trigger(T0 + 10 * MIN), T0 + 10 * MIN).state
     assert current is not None
-    stale_ack = _ack(T0 + 3 * MIN, incident_id=first_env.event_id)
-    _unchanged(decide(None, current, stale_ack, T0 + 3 * MIN), current)
-    own_ack = _ack(T0 + 3 * MIN, incident_id=current.incident_id)
-    assert _types(decide(None, current, own_ack, T0 + 3 * MIN)) == [ev.INCIDENT_ACKNOWLEDGED]
+    stale_ack = _ack(T0 + 11 * MIN, incident_id=first_env.event_id)
+    _unchanged(decide(None, current, stale_ack, T0 + 11 * MIN), current)
+    own_ack = _ack(T0 + 11 * MIN, incident_id=current.incident_id)
+    assert _types(decide(None, current, own_ack, T0 + 11 * MIN)) == [ev.INCIDENT_ACKNOWLEDGED]
 
 
 # --- commands that change nothing ------------------------------------------------------------------

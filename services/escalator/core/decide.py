@@ -360,11 +360,46 @@ def _open(snapshot: Snapshot | None, cmd: Envelope, now: datetime, previous: Inc
     return w
 
 
+def _flapping(state: IncidentState, now: datetime) -> bool:
+    """True when a trigger at `now` comes within the flap window of the incident's resolution."""
+    if state.is_open or state.resolved_at is None or state.snapshot is None:
+        return False
+    window = state.snapshot.policy.flap_window
+    return window is not None and now - state.resolved_at <= window
+
+
+def _reopen_flapping(w: _Work, now: datetime) -> None:
+    """Fold a trigger into the incident that just resolved: reopen it, count it, page nobody now.
+
+    Escalation resumes from where it stood: the next level is armed from this instant, so an
+    unacknowledged flapping incident still climbs. SLA clocks stay as the resolution left them.
+    """
+    count = w.state.trigger_count + 1
+    w.set(
+        status=Status.TRIGGERED,
+        trigger_count=count,
+        flaps=w.state.flaps + 1,
+        resolved_at=None,
+        acknowledged_at=None,
+    )
+    w.emit(ev.INCIDENT_REOPENED, ev.IncidentReopened(reason="flapping", count=count), now)
+    policy, level = w.snapshot.policy, w.state.level
+    if level == 0:
+        _arm(w, 1, now, "opened")
+    elif level < len(policy.levels):
+        _arm(w, level + 1, now, "timeout")
+    elif policy.may_loop(w.state.cycle):
+        _arm(w, 1, now, "repeat")
+
+
 def _on_trigger(w: _Work | None, snapshot: Snapshot | None, cmd: Envelope, now: datetime) -> _Work | None:
     if w is not None and w.state.is_open:
         count = w.state.trigger_count + 1
         w.set(trigger_count=count)
         w.emit(ev.INCIDENT_DEDUPLICATED, ev.IncidentDeduplicated(count=count), now)
+        return w
+    if w is not None and _flapping(w.state, now):
+        _reopen_flapping(w, now)
         return w
     return _open(snapshot, cmd, now, w.state if w is not None else None)
 
@@ -391,7 +426,7 @@ def _on_resolve(w: _Work | None, _: Snapshot | None, cmd: Envelope, now: datetim
     if w.state.snapshot is not None:
         _stop_clock(w, "acknowledge", now)
         _stop_clock(w, "resolve", now)
-    w.set(status=Status.RESOLVED, deadlines=(), snoozed_until=None)
+    w.set(status=Status.RESOLVED, deadlines=(), snoozed_until=None, resolved_at=now)
     w.emit(ev.INCIDENT_RESOLVED, ev.IncidentResolved(actor=res.actor), now)
     return w
 

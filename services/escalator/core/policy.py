@@ -143,6 +143,10 @@ class Policy(_Frozen):
     ack_timeout: Duration | None = Field(
         None, description="An acknowledged incident unresolved this long is re-escalated."
     )
+    flap_window: Duration | None = Field(
+        timedelta(minutes=5),
+        description="A trigger this soon after the incident resolved reopens it (counted, no new page); null: never.",
+    )
     rules: tuple[Rule, ...] = ()
     sla: dict[Priority, SlaTarget] = Field(default_factory=dict)
 

@@ -91,6 +91,8 @@ class IncidentState(_Frozen):
     last_token: int = Field(0, ge=0, description="Highest timer token issued so far.")
     snoozed_until: AwareDatetime | None = None
     acknowledged_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime | None = None
+    flaps: int = Field(0, ge=0, description="Times a trigger reopened the incident within the flap window.")
     sla: tuple[SlaClock, ...] = ()
     sla_paused: bool = False
     notes: int = 0

@@ -47,25 +47,8 @@ def _unicode(value: str) -> str:
     return value
 
 
-def _unicode_json(value: dict[str, Any]) -> dict[str, Any]:
-    stack: list[Any] = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            _unicode(item)
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return value
-
-
 Text = Annotated[str, AfterValidator(_unicode)]
 """A string that can be written as JSON again (pydantic checks this only for constrained strings)."""
-
-JsonObject = Annotated[dict[str, Any], AfterValidator(_unicode_json)]
-"""A free-form JSON object whose strings, keys included, can all be written as JSON again."""
 
 
 def clip(text: str, limit: int) -> str:

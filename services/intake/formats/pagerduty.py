@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from services.intake.formats.common import FormatError, JsonObject, ParsedCommand, Timestamp, build
+from services.intake.formats.common import FormatError, ParsedCommand, Timestamp, build
 from shared import events as ev
 
 MAX_BODY_BYTES = 512 * 1024
@@ -54,7 +54,7 @@ class PagerDutyPayload(_Lenient):
     component: str | None = Field(None, max_length=255, examples=["postgres"])
     group: str | None = Field(None, max_length=255, examples=["prod-datapipe"])
     event_class: str | None = Field(None, alias="class", max_length=255, examples=["deploy"])
-    custom_details: JsonObject | None = Field(None, description="Free-form details (a JSON object).")
+    custom_details: ev.JsonObject | None = Field(None, description="Free-form details (a JSON object).")
 
 
 class PagerDutyEvent(_Lenient):
