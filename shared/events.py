@@ -80,6 +80,7 @@ REASSIGN = "incident.reassign"
 ADD_NOTE = "incident.add_note"
 PAUSE_SLA = "incident.pause_sla"
 RESUME_SLA = "incident.resume_sla"
+HEARTBEAT_PING = "heartbeat.ping"
 
 
 class Link(_Payload):
@@ -366,6 +367,18 @@ class NotificationResult(_Payload):
     final: bool = Field(description="True when no further attempt will be made.")
 
 
+class HeartbeatPing(_Payload):
+    """A monitored job is alive; without another ping within `interval_seconds`, an incident opens
+    on its service (a dead man's switch). The first ping starts the watch."""
+
+    name: str = Field(min_length=1, max_length=255, examples=["nightly-backup"])
+    service: str = Field(min_length=1, max_length=255)
+    interval_seconds: float = Field(gt=0, le=30 * 86400)
+    severity: Severity = Field(Severity.CRITICAL, description="Severity of the incident a missed ping opens.")
+    summary: str | None = Field(None, max_length=1024, description="Summary of that incident (else generated).")
+    actor: str | None = Field(None, max_length=255, description="Who pinged (the token's name).")
+
+
 PAYLOADS: dict[str, type[BaseModel]] = {
     TRIGGER: Trigger,
     ACKNOWLEDGE: Acknowledge,
@@ -377,6 +390,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     ADD_NOTE: AddNote,
     PAUSE_SLA: PauseSla,
     RESUME_SLA: ResumeSla,
+    HEARTBEAT_PING: HeartbeatPing,
     INCIDENT_OPENED: IncidentOpened,
     INCIDENT_DEDUPLICATED: IncidentDeduplicated,
     INCIDENT_ACKNOWLEDGED: IncidentAcknowledged,

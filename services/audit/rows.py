@@ -76,6 +76,13 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def pg_text(value: str) -> str:
+    """`value` as a PostgreSQL text column can hold it: NUL (which JSON allows and PostgreSQL text
+    refuses) becomes U+FFFD. One unstorable character must never stop the audit; the payload column
+    keeps the exact JSON, where NUL is written as an escape."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 def _utc(value: datetime) -> datetime:
     return value if value.utcoffset() == _ZERO else value.astimezone(UTC)
 
@@ -96,21 +103,22 @@ def link(records: Iterable[Record], heads: dict[str, tuple[int, str]], recorded_
         seq, prev = heads.get(chain, (0, GENESIS))
         seq += 1
         occurred = _utc(env.occurred_at)
-        service = env.incident_key.split("/", 1)[0]
+        key, type_ = pg_text(env.incident_key), pg_text(env.type)
+        service = key.split("/", 1)[0]
         priority, actor = payload.get("priority"), payload.get("actor")
-        priority = priority if isinstance(priority, str) else None
-        actor = actor if isinstance(actor, str) else None
-        teams = teams_of(payload)
+        priority = pg_text(priority) if isinstance(priority, str) else None
+        actor = pg_text(actor) if isinstance(actor, str) else None
+        teams = [pg_text(t) for t in teams_of(payload)]
         body = {
             "chain": chain,
             "chain_seq": seq,
             "prev_hash": prev,
             "event_id": env.event_id,
-            "type": env.type,
+            "type": type_,
             "schema_version": env.schema_version,
             "occurred_at": occurred,
             "recorded_at": recorded,
-            "incident_key": env.incident_key,
+            "incident_key": key,
             "incident_id": env.incident_id,
             "causation_id": env.causation_id,
             "correlation_id": env.correlation_id,
@@ -128,11 +136,11 @@ def link(records: Iterable[Record], heads: dict[str, tuple[int, str]], recorded_
         out.append(
             (
                 env.event_id,
-                env.type,
+                type_,
                 env.schema_version,
                 occurred,
                 recorded,
-                env.incident_key,
+                key,
                 env.incident_id,
                 env.causation_id,
                 env.correlation_id,

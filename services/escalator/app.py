@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.escalator import metrics
 from services.escalator.core.decide import NEEDS_SNAPSHOT, decide
+from services.escalator.core.heartbeat import incident_dedup_key, watch
 from services.escalator.core.policy import Catalog
 from services.escalator.core.state import IncidentState
 from services.escalator.key_locks import KeyLocks
@@ -27,7 +28,7 @@ from services.escalator.state_codec import (
 from services.escalator.timer_index import TimerIndex
 from shared import events as ev
 from shared.envelope import Envelope, EnvelopeError, decode, new_envelope
-from shared.ids import derived_uuid7, uuid7_unix_ms
+from shared.ids import derived_uuid7, incident_key, uuid7_unix_ms
 from shared.kafka import Publisher, make_producer
 from shared.logging import get_logger
 from shared.settings import EscalatorSettings
@@ -114,6 +115,10 @@ class Escalator:
 
     async def _apply(self, cmd: Envelope, message: Message) -> None:
         key = cmd.incident_key
+        raw = self.table.get(key)
+        if cmd.type == ev.HEARTBEAT_PING or (raw is not None and StateCodec.is_heartbeat(raw)):
+            await self._apply_heartbeat(cmd, message, raw)
+            return
         stored = self._load(key)
         if stored is not None and stored.partition == message.partition and message.offset <= stored.offset:
             # Redelivered after a crash: the state already holds this command's effect.
@@ -173,6 +178,60 @@ class Escalator:
             self._stored_snapshots.add((message.partition, digest))
         self.table[key] = self.codec.encode(message.partition, message.offset, new_state)
         self._index(key, new_state, message.partition)
+
+    async def _apply_heartbeat(self, cmd: Envelope, message: Message, raw: bytes | None) -> None:
+        """A heartbeat monitor's ping or timer: store the watch, send the incident commands it makes."""
+        key = cmd.incident_key
+        state = None
+        if raw is not None:
+            if not StateCodec.is_heartbeat(raw):  # an incident's own dedup key collides with a monitor's
+                log.warning("heartbeat ping for an incident key ignored", incident_key=key)
+                metrics.COMMANDS.labels(cmd.type, "ignored").inc()
+                return
+            partition, offset, state = StateCodec.decode_heartbeat(raw)
+            if partition == message.partition and message.offset <= offset:
+                metrics.COMMANDS.labels(cmd.type, "redelivered").inc()
+                return
+        now = datetime.now(UTC)
+        decision = watch(state, cmd, now)
+        metrics.COMMANDS.labels(cmd.type, "applied" if decision.changed else "ignored").inc()
+        if not decision.changed or decision.state is None:
+            return
+        monitor = decision.state
+        # Commands first, acknowledged, then the state (as for incident events): a crash in between
+        # sends them again under the same derived ids.
+        outs = [
+            new_envelope(
+                type_,
+                payload,
+                incident_key=incident_key(monitor.service, incident_dedup_key(monitor.name)),
+                occurred_at=now,
+                cause=cmd,
+                event_id=derived_uuid7(uuid7_unix_ms(cmd.event_id), cmd.event_id, index, type_),
+            )
+            for index, (type_, payload) in enumerate(decision.commands)
+        ]
+        pending = [
+            await self.commands.send(key=out.incident_key.encode(), value=out.to_json(), headers=out.kafka_headers())
+            for out in outs
+        ]
+        await asyncio.gather(*pending)
+        for out in outs:
+            log.info(
+                "heartbeat command sent",
+                type=out.type,
+                event_id=str(out.event_id),
+                incident_key=out.incident_key,
+                causation_id=str(cmd.event_id),
+                heartbeat=monitor.name,
+            )
+        self.table[key] = StateCodec.encode_heartbeat(message.partition, message.offset, monitor)
+        if monitor.timer is None:
+            self.timers.disarm(key)
+        else:
+            self.timers.arm(key, monitor.timer.due_at.timestamp(), monitor.timer.token, message.partition)
+            self._wake.set()
+        metrics.TIMERS_ARMED.set(len(self.timers))
 
     def _load(self, key: str) -> StoredIncident | None:
         raw = self.table.get(key)

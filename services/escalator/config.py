@@ -11,7 +11,8 @@ from services.escalator.core.calendar import BusinessCalendar
 from services.escalator.core.policy import Catalog, Policy, Service
 from shared.yamlconfig import ConfigError, YamlDocument, load_yaml, yaml_files
 
-SECTIONS = ("services", "policies", "calendars", "defaults", "access")  # access: shared/auth.py
+# access: shared/auth.py; heartbeats: services/intake/heartbeats.py
+SECTIONS = ("services", "policies", "calendars", "defaults", "access", "heartbeats")
 
 
 def _entries(doc: YamlDocument, section: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from services.escalator.core.heartbeat import HeartbeatState
 from services.escalator.core.policy import Snapshot
 from services.escalator.core.state import IncidentState
 
@@ -79,6 +80,23 @@ class StateCodec:
         """True when the snapshot of this hash is cached."""
         return digest in self._snapshots
 
+    @staticmethod
+    def encode_heartbeat(partition: int, offset: int, state: HeartbeatState) -> bytes:
+        """The table value of one heartbeat monitor (same header as an incident's: `p`, `o`, `s.timer`)."""
+        body = state.model_dump(mode="json")
+        return json.dumps({"p": partition, "o": offset, "k": "heartbeat", "s": body}, separators=(",", ":")).encode()
+
+    @staticmethod
+    def is_heartbeat(raw: bytes | dict[str, Any]) -> bool:
+        """True when the table value is a heartbeat monitor, not an incident."""
+        return _record(raw).get("k") == "heartbeat"
+
+    @staticmethod
+    def decode_heartbeat(raw: bytes | dict[str, Any]) -> tuple[int, int, HeartbeatState]:
+        """(partition, offset, state) of a heartbeat monitor's table value."""
+        record = _record(raw)
+        return record["p"], record["o"], HeartbeatState.model_validate(record["s"])
+
     def decode(self, raw: bytes | dict[str, Any]) -> StoredIncident:
         """The incident of a table value, with its snapshot re-attached (it must be cached)."""
         record = _record(raw)
@@ -88,9 +106,10 @@ class StateCodec:
         return StoredIncident(record["p"], record["o"], IncidentState.model_validate(body))
 
     @staticmethod
-    def incident_id(raw: bytes | dict[str, Any]) -> uuid.UUID:
-        """The incident id of a table value."""
-        return uuid.UUID(str(_record(raw)["s"]["incident_id"]))
+    def incident_id(raw: bytes | dict[str, Any]) -> uuid.UUID | None:
+        """The incident id of a table value (None for a heartbeat monitor)."""
+        value = _record(raw)["s"].get("incident_id")
+        return uuid.UUID(str(value)) if value is not None else None
 
     @staticmethod
     def header(raw: bytes | dict[str, Any]) -> tuple[int, int, str | None, dict[str, object] | None]:

@@ -14,6 +14,7 @@ from services.intake.body_limit import BodyLimit
 from services.intake.context import SENDERS, Intake
 from services.intake.directory import IncidentDirectory
 from services.intake.formats.pagerduty import MAX_BODY_BYTES
+from services.intake.heartbeats import heartbeats_router, load_heartbeats
 from services.intake.integrations import integrations_router
 from services.intake.kafka_link import KafkaLink
 from services.intake.models import Accepted, AnyEvent, NativeEvent, TriggerEvent
@@ -117,6 +118,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.include_router(ops_router(health))
     app.include_router(integrations_router(intake))
     app.include_router(operator_router(intake, directory))
+    app.include_router(heartbeats_router(intake, load_heartbeats(settings.escalation_config_dir)))
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
     @app.post("/v1/events", status_code=202, response_model=Accepted, responses=_ERRORS)

@@ -18,6 +18,9 @@ from tests.support import free_port, one_level_policy, stack_env
 
 # The policy the end-to-end tests run under: one level, reached after ESCALATION_DELAY seconds.
 ESCALATION_DELAY = 3.0
+# A heartbeat monitor of the stack, on a service of its own (no policy: its incidents page nobody).
+HEARTBEAT = "e2e-heartbeat"
+HEARTBEAT_INTERVAL = 2.0
 
 
 @dataclass
@@ -61,6 +64,9 @@ def stack(receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -
     config = root / "config"
     config.mkdir()
     (config / "e2e.yaml").write_text(one_level_policy(f"e2e-{run}", ESCALATION_DELAY, receiver.url("hook")))
+    (config / "heartbeats.yaml").write_text(
+        f"heartbeats:\n  {HEARTBEAT}:\n    service: e2e-{run}-heartbeat\n    interval: {HEARTBEAT_INTERVAL}s\n"
+    )
     env = dict(os.environ)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=kafka,

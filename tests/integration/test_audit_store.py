@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +11,7 @@ import pytest
 
 from services.audit.migrate import migrate, migration_files
 from services.audit.store import AuditStore, AuditStoreError, Record
+from services.audit.verify import verify_items
 from shared import events as ev
 from shared.envelope import Envelope, new_envelope
 
@@ -118,3 +120,17 @@ async def test_export_streams_every_row_as_its_envelope(pool: asyncpg.Pool) -> N
     assert mine[0]["chain"] == "incidents.commands/5"
     assert len(mine[0]["hash"]) == 64
     assert len(rows) == await pool.fetchval("SELECT count(*) FROM audit_log")
+
+
+async def test_a_nul_character_is_stored_verifiably_and_does_not_stop_the_audit(pool: asyncpg.Pool) -> None:
+    """JSON allows U+0000, PostgreSQL text does not: the searchable columns get U+FFFD in its place,
+    the payload keeps the exact JSON, and the chain still verifies."""
+    store = AuditStore(pool)
+    payload = ev.Acknowledge(service="db", dedup_key="nul\x00key", actor="eve\x00")
+    env = new_envelope(ev.ACKNOWLEDGE, payload, incident_key="db/nul\x00key", occurred_at=T0)
+    assert await store.write_batch("it-nul", [Record("incidents.commands", 5, 0, env)], {}) == 1
+    row = await pool.fetchrow("SELECT incident_key, actor, payload FROM audit_log WHERE event_id = $1", env.event_id)
+    assert (row["incident_key"], row["actor"]) == ("db/nul\ufffdkey", "eve\ufffd")
+    assert json.loads(row["payload"])["dedup_key"] == "nul\x00key"
+    report = await verify_items(store.evidence(), None)
+    assert report.ok, report.text()
