@@ -32,7 +32,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     """Send every log line to stdout as one JSON object carrying the service name."""
     chain = [*_SHARED, _naming(service)]
     structlog.configure(
-        processors=[*chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Lines under the level are dropped before any processor runs (hot paths log at debug).
+        processors=[structlog.stdlib.filter_by_level, *chain, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -13,10 +13,12 @@ services/escalator/core/heartbeat.py. The first ping starts the watch.
 """
 
 # No `from __future__ import annotations` (FastAPI reads these signatures).
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,6 +31,9 @@ from shared.auth import Principal
 from shared.http import PROBLEM_JSON, problem
 from shared.ids import incident_key
 from shared.yamlconfig import ConfigError, load_yaml, yaml_files
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
+"""A heartbeat's name: it is a URL path segment and part of a Kafka key."""
 
 
 class HeartbeatMonitor(BaseModel):
@@ -61,8 +66,9 @@ def load_heartbeats(folder: Path) -> dict[str, HeartbeatMonitor]:
             where = ("heartbeats", name)
             if name in monitors:
                 raise ConfigError(path, doc.line_of(where), f"heartbeats.{name}", "defined twice")
-            if not str(name) or len(str(name)) > 200:
-                raise ConfigError(path, doc.line_of(where), f"heartbeats.{name}", "a name has 1 to 200 characters")
+            if not re.match(NAME_PATTERN, str(name)):
+                message = "a name is 1 to 200 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+                raise ConfigError(path, doc.line_of(where), f"heartbeats.{name}", message)
             try:
                 monitor = HeartbeatMonitor.model_validate(body)
             except ValidationError as exc:
@@ -88,6 +94,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {PROBLEM_JSON: {}},
     },
     404: {"description": "No heartbeat of this name is configured.", "content": {PROBLEM_JSON: {}}},
+    422: {"description": "Not a heartbeat name; names the field.", "content": {PROBLEM_JSON: {}}},
     429: {"description": "Over the rate limit; see Retry-After.", "content": {PROBLEM_JSON: {}}},
     503: {"description": "Kafka unavailable; see Retry-After.", "content": {PROBLEM_JSON: {}}},
 }
@@ -99,7 +106,10 @@ def heartbeats_router(intake: Intake, monitors: dict[str, HeartbeatMonitor]) -> 
     sender = Depends(intake.access.dependency(*SENDERS))
 
     @router.post("/{name}", status_code=202, response_model=HeartbeatAccepted, responses=_RESPONSES)
-    async def ping(name: str, who: Annotated[Principal, sender]) -> Response:
+    async def ping(
+        name: Annotated[str, PathParam(pattern=NAME_PATTERN, description="The monitor's name in the config.")],
+        who: Annotated[Principal, sender],
+    ) -> Response:
         """A monitored job is alive. Without another ping within the configured interval, an incident
         opens on the heartbeat's service; the next ping resolves it."""
         monitor = monitors.get(name)
