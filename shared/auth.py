@@ -11,12 +11,17 @@ access:
     token_sha256: 60c1...
 ```
 Only hashes are stored, so the config folder leaks no usable token; rotating a token is adding a new
-entry, handing it out, then removing the old one. A folder without any `access` entry leaves the
-APIs open (development), and every service says so in its log at start.
+entry, handing it out, then removing the old one. Services re-read the section when the folder's
+YAML files change (`AccessList.watch`), so a rotation needs no restart; a change that does not load,
+or that would remove every token and so open the APIs, is refused and logged, the old list kept.
+A folder without any `access` entry at start leaves the APIs open (development), and every service
+says so in its log at start.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
@@ -28,7 +33,10 @@ from typing import Annotated
 from fastapi import Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.logging import get_logger
 from shared.yamlconfig import ConfigError, load_yaml, yaml_files
+
+log = get_logger("auth")
 
 
 class Role(StrEnum):
@@ -78,11 +86,53 @@ def new_token() -> str:
     return "esc_" + secrets.token_urlsafe(32)
 
 
-class AccessList:
-    """The configured tokens, looked up by their hash."""
+def _stamp(folder: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a YAML file of the folder is added, removed or written."""
+    if folder is None:
+        return ()
+    try:
+        files = yaml_files(folder)
+    except ConfigError:
+        return ()
+    stamps = []
+    for path in files:
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps)
 
-    def __init__(self, entries: dict[str, TokenEntry]) -> None:
+
+class AccessList:
+    """The configured tokens, looked up by their hash; re-read from `folder` when it changes."""
+
+    def __init__(self, entries: dict[str, TokenEntry], folder: Path | None = None) -> None:
         self._by_hash = {e.token_sha256: Principal(name, e.role, e.service) for name, e in entries.items()}
+        self._folder = folder
+        self._stamp = _stamp(folder)
+
+    def refresh(self) -> bool:
+        """Re-read the folder if its YAML files changed; True when the tokens were replaced."""
+        stamp = _stamp(self._folder)
+        if self._folder is None or stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            fresh = load_access(self._folder)
+        except (ConfigError, OSError) as exc:
+            log.error("access list not reloaded: the config does not load; the previous tokens stay", error=str(exc))
+            return False
+        if self.enabled and not fresh.enabled:
+            log.error("access list not reloaded: it would remove every token and open the APIs")
+            return False
+        self._by_hash = fresh._by_hash
+        log.info("access list reloaded", tokens=len(self._by_hash))
+        return True
+
+    async def watch(self, every: float = 5.0) -> None:
+        """Refresh every `every` seconds until cancelled (a token rotation needs no restart)."""
+        while True:
+            await asyncio.sleep(every)
+            self.refresh()
 
     @property
     def enabled(self) -> bool:
@@ -132,7 +182,7 @@ def load_access(folder: Path) -> AccessList:
     try:
         files = yaml_files(folder)
     except ConfigError:
-        return AccessList({})
+        return AccessList({}, folder)
     entries: dict[str, TokenEntry] = {}
     for path in files:
         doc = load_yaml(path)
@@ -148,4 +198,4 @@ def load_access(folder: Path) -> AccessList:
                 entries[str(name)] = TokenEntry.model_validate(body)
             except ValidationError as exc:
                 raise doc.error(exc, ("access", name)) from exc
-    return AccessList(entries)
+    return AccessList(entries, folder)

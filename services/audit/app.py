@@ -88,10 +88,12 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             else None
         )
         state.update(store=store, ingestor=ingestor, pool=pool)
+        rotation = asyncio.create_task(access.watch(), name="access-watch")
         log.info("audit started", port=settings.audit_port)
         try:
             yield
         finally:
+            rotation.cancel()
             await ingestor.stop()
             stop.set()
             if checkpoints is not None:

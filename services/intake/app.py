@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: FastAPI must see the closures' Depends objects in the
 # route signatures, which string annotations would hide from it.
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -93,10 +94,12 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         except PublishError as exc:
             log.warning("Kafka not reachable at start; answering 503 until it is", error=str(exc))
         directory.start()
+        rotation = asyncio.create_task(intake.access.watch(), name="access-watch")
         log.info("intake started", port=settings.intake_port)
         try:
             yield
         finally:
+            rotation.cancel()
             await directory.stop()
             await intake.link.close()  # uvicorn has drained in-flight requests before this runs
             log.info("intake stopped")
