@@ -124,10 +124,12 @@ async def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="INTAKE_WORKERS of the intake process")
     args = parser.parse_args()
     stack, bootstrap = fresh_stack("bench-intake", kafka_port=26092, postgres_port=24435)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "workers": args.workers,
         "at": datetime.now(UTC).isoformat(),
     }
     try:
@@ -146,6 +148,7 @@ async def main() -> None:
                 "INTAKE_RATE_PER_SECOND": "1000000000",
                 "INTAKE_RATE_BURST": "1000000000",
                 "LOG_LEVEL": "WARNING",
+                "INTAKE_WORKERS": str(args.workers),
             }
             proc = processes.ServiceProcess("intake", root, port)
             processes.start(proc, env)
@@ -175,7 +178,8 @@ def table(r: dict[str, Any]) -> str:
         [
             "| figure | measured | baseline (same run) | target |",
             "|---|---|---|---|",
-            f"| single-event requests/s (64 in flight, one uvicorn worker) | {r['single_requests_per_s']:,.0f} "
+            f"| single-event requests/s (64 in flight, {r['workers']} uvicorn worker(s)) "
+            f"| {r['single_requests_per_s']:,.0f} "
             f"| raw aiokafka produce (acks=all) {raw:,.0f} msg/s (ratio {r['single_requests_per_s'] / raw:.2f}) "
             "| 5,000 |",
             f"| batch events/s (1,000 per request) | {r['batch_events_per_s']:,.0f} | same raw produce "

@@ -100,7 +100,21 @@ def intake() -> None:
 
     settings = IntakeSettings()
     configure_logging("intake", settings.log_level)
-    serve(create_app(settings), settings.intake_port)
+    if settings.intake_workers == 1:
+        serve(create_app(settings), settings.intake_port)
+        return
+    import uvicorn
+
+    # Each worker process builds its own app (producer, incident directory) from the environment.
+    uvicorn.run(
+        "services.intake.app:app_from_environment",
+        factory=True,
+        workers=settings.intake_workers,
+        host="0.0.0.0",  # noqa: S104 - a container port
+        port=settings.intake_port,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+    )
 
 
 @app.command()

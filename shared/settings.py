@@ -32,6 +32,7 @@ class IntakeSettings(CommonSettings):
         100.0, gt=0, description="Events per second each integration key (or caller) may send on average."
     )
     intake_rate_burst: int = Field(1000, ge=1, description="Events a key may send at once above that rate.")
+    intake_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes of the intake (one per core).")
     intake_ack_timeout_seconds: float = Field(
         5.0, gt=0, description="Longest wait for Kafka's acknowledgement before answering 503."
     )

@@ -26,7 +26,7 @@ from shared.auth import Principal, load_access
 from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, rule_problem
 from shared.ids import incident_key, uuid7
 from shared.kafka import PublishError
-from shared.logging import get_logger
+from shared.logging import configure_logging, get_logger
 from shared.settings import IntakeSettings
 
 log = get_logger("intake")
@@ -167,3 +167,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         return JSONResponse(body.model_dump(mode="json"), status_code=202)
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one intake worker process when INTAKE_WORKERS > 1 (uvicorn's factory)."""
+    settings = IntakeSettings()
+    configure_logging("intake", settings.log_level)
+    return create_app(settings)
