@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from services.audit.cli import audit_app
 from services.escalator.core.policy import Catalog
+from services.notifier.directory.cli import oncall_app
 from shared.yamlconfig import ConfigError
 
 app = typer.Typer(help="Escalation management over Kafka.", no_args_is_help=True, add_completion=False)
@@ -24,6 +25,7 @@ app.add_typer(policy_app, name="policy")
 access_app = typer.Typer(help="Bearer tokens for the APIs.")
 app.add_typer(access_app, name="access")
 app.add_typer(audit_app, name="audit")
+app.add_typer(oncall_app, name="oncall")
 
 
 def _fail(message: str) -> NoReturn:

@@ -11,8 +11,9 @@ from services.escalator.core.calendar import BusinessCalendar
 from services.escalator.core.policy import Catalog, Policy, Service
 from shared.yamlconfig import ConfigError, YamlDocument, load_yaml, yaml_files
 
-# access: shared/auth.py; heartbeats: services/intake/heartbeats.py
-SECTIONS = ("services", "policies", "calendars", "defaults", "access", "heartbeats")
+# Read elsewhere: access (shared/auth.py), heartbeats (services/intake/heartbeats.py), users, teams
+# and schedules (services/notifier/directory/loader.py).
+SECTIONS = ("services", "policies", "calendars", "defaults", "access", "heartbeats", "users", "teams", "schedules")
 
 
 def _entries(doc: YamlDocument, section: str) -> dict[str, Any]:

@@ -1,0 +1,24 @@
+"""Slack incoming-webhook channel: a Block Kit message with a plain-text fallback."""
+
+from __future__ import annotations
+
+import httpx
+
+from services.notifier.channels._json import dumps
+from services.notifier.channels.base import Notification, post_json
+from services.notifier.channels.templates import Templates
+from services.notifier.webhook import DeliveryOutcome
+
+
+class SlackChannel:
+    """POSTs to a Slack incoming-webhook URL (the URL is the credential)."""
+
+    name = "slack"
+
+    def __init__(self, client: httpx.AsyncClient, templates: Templates) -> None:
+        self._client = client
+        self._templates = templates
+
+    async def send(self, address: str, note: Notification) -> DeliveryOutcome:
+        """POST once; Slack answers 200 `ok`, 4xx for a bad payload or a revoked URL, 429 when throttled."""
+        return await post_json(self._client, address, dumps(self._templates.slack(note)))
