@@ -62,6 +62,23 @@ class NotifierSettings(CommonSettings):
     notifier_port: int = Field(8083, description="HTTP port of the notifier's health and metrics.")
     notifier_max_attempts: int = Field(5, ge=1, description="Delivery attempts before dead-lettering.")
     notifier_backoff_base_seconds: float = Field(0.5, gt=0, description="First retry delay; doubles.")
+    notifier_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key signing webhook deliveries (X-Escalation-Signature); unset: unsigned."
+    )
+    notifier_smtp_host: str | None = Field(None, description="SMTP server for email; unset: no email channel.")
+    notifier_smtp_port: int = Field(25, ge=1, le=65535)
+    notifier_smtp_sender: str = Field("escalation@localhost", description="From address of notification emails.")
+    notifier_smtp_username: str | None = None
+    notifier_smtp_password: SecretStr | None = None
+    notifier_smtp_starttls: bool = False
+    notifier_link_secret: SecretStr | None = Field(
+        None, description="HMAC key of the acknowledge/resolve links in notifications; unset: no links."
+    )
+    notifier_link_base_url: str = Field("http://127.0.0.1:8081", description="Intake URL the links point at.")
+    notifier_link_ttl_hours: float = Field(24.0, gt=0)
+    notifier_pagerduty_url: str = Field("https://events.pagerduty.com", description="Events v2 endpoint base.")
+    notifier_opsgenie_url: str = Field("https://api.opsgenie.com", description="Opsgenie Alert API base.")
+    notifier_opsgenie_key: SecretStr | None = Field(None, description="GenieKey; unset: no Opsgenie channel.")
 
 
 class AuditSettings(CommonSettings):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,15 +13,24 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
+from services.notifier.channels.base import Channel
+from services.notifier.channels.email import EmailChannel, SmtpSettings
+from services.notifier.channels.links import LinkSigner
+from services.notifier.channels.opsgenie import OpsgenieChannel
+from services.notifier.channels.pagerduty import PagerDutyChannel
+from services.notifier.channels.slack import SlackChannel
+from services.notifier.channels.teams import TeamsChannel
+from services.notifier.channels.templates import Templates
+from services.notifier.channels.webhook import SignedWebhookChannel
 from services.notifier.delivery import Deliverer
-from services.notifier.webhook import WebhookChannel
+from services.notifier.directory.loader import load_directory
 from shared import events as ev
 from shared.envelope import Envelope, EnvelopeError, decode
 from shared.http import install_problem_handlers, ops_router
 from shared.kafka import Publisher, PublishError, ensure_topics, make_producer
 from shared.logging import get_logger
 from shared.settings import NotifierSettings
-from shared.topics import ESCALATION_EVENTS, NOTIFICATION_RESULTS
+from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS, NOTIFICATION_RESULTS
 
 log = get_logger("notifier")
 GROUP = "notifier"
@@ -50,11 +60,21 @@ class NotifierWorker:
             isolation_level="read_committed",
         )
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        links = None
+        if settings.notifier_link_secret is not None:
+            links = LinkSigner(
+                settings.notifier_link_secret.get_secret_value().encode(),
+                settings.notifier_link_base_url,
+                timedelta(hours=settings.notifier_link_ttl_hours),
+            )
         self.deliverer = Deliverer(
-            WebhookChannel(self.http),
+            build_channels(settings, self.http, Templates()),
             self._report,
             settings.notifier_max_attempts,
             settings.notifier_backoff_base_seconds,
+            escalate=self._escalate,
+            directory=load_directory(settings.escalation_config_dir),
+            links=links,
         )
         await self.publisher.start()
         await self.consumer.start()
@@ -63,6 +83,9 @@ class NotifierWorker:
 
     async def _report(self, env: Envelope) -> None:
         await self.publisher.publish(NOTIFICATION_RESULTS, env)
+
+    async def _escalate(self, command: Envelope) -> None:
+        await self.publisher.publish(INCIDENT_COMMANDS, command)
 
     async def stop(self) -> None:
         """Finish the batch in hand, commit it, and close (graceful SIGTERM)."""
@@ -103,6 +126,34 @@ class NotifierWorker:
             return
         if env.type == ev.ESCALATION_STEP_REACHED:
             await self.deliverer.deliver_step(env)
+        elif env.type in (ev.INCIDENT_ACKNOWLEDGED, ev.INCIDENT_RESOLVED):
+            self.deliverer.settle(env.incident_id)
+
+
+def build_channels(settings: NotifierSettings, http: httpx.AsyncClient, templates: Templates) -> dict[str, Channel]:
+    """The channels this notifier can deliver on, from its settings (email and Opsgenie only when configured)."""
+    secret = settings.notifier_webhook_secret
+    channels: dict[str, Channel] = {
+        "webhook": SignedWebhookChannel(http, templates, secret.get_secret_value().encode() if secret else None),
+        "slack": SlackChannel(http, templates),
+        "teams": TeamsChannel(http, templates),
+        "pagerduty": PagerDutyChannel(http, templates, settings.notifier_pagerduty_url),
+    }
+    if settings.notifier_smtp_host is not None:
+        password = settings.notifier_smtp_password
+        smtp = SmtpSettings(
+            host=settings.notifier_smtp_host,
+            port=settings.notifier_smtp_port,
+            sender=settings.notifier_smtp_sender,
+            username=settings.notifier_smtp_username,
+            password=password.get_secret_value() if password else None,
+            starttls=settings.notifier_smtp_starttls,
+        )
+        channels["email"] = EmailChannel(smtp, templates)
+    if settings.notifier_opsgenie_key is not None:
+        key = settings.notifier_opsgenie_key.get_secret_value()
+        channels["opsgenie"] = OpsgenieChannel(http, templates, key, settings.notifier_opsgenie_url)
+    return channels
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
 
-from services.notifier.webhook import DeliveryOutcome, WebhookChannel
+from services.notifier.channels.base import Channel, notification_of
+from services.notifier.channels.links import LinkSigner
+from services.notifier.directory.model import Directory
+from services.notifier.routing import Plan, Send, Unreached, plan_step
+from services.notifier.webhook import DeliveryOutcome
 from shared import events as ev
 from shared.envelope import Envelope, new_envelope
-from shared.ids import derived_id
+from shared.ids import derived_id, derived_uuid7, uuid7_unix_ms
 from shared.logging import get_logger
 
 log = get_logger("notifier")
@@ -52,55 +56,146 @@ def webhook_body(env: Envelope, step: ev.EscalationStepReached, target: ev.Targe
     }
 
 
-class Deliverer:
-    """Retries each target with exponential backoff and jitter, reporting each attempt."""
+Escalate = Callable[[Envelope], Awaitable[None]]
 
-    def __init__(self, channel: WebhookChannel, report: Report, max_attempts: int, backoff_base: float) -> None:
-        self._channel = channel
+
+def reached_at(env: Envelope, step: ev.EscalationStepReached) -> datetime:
+    """The instant the level was reached (the policy's), else when the step was decided."""
+    return step.due_at or env.occurred_at
+
+
+class Deliverer:
+    """Plans each step's deliveries (directory, on-call, notification rules), sends them through
+    their channels with retries (exponential backoff, jitter), and reports every attempt."""
+
+    def __init__(
+        self,
+        channels: Mapping[str, Channel],
+        report: Report,
+        max_attempts: int,
+        backoff_base: float,
+        *,
+        escalate: Escalate | None = None,
+        directory: Directory | None = None,
+        links: LinkSigner | None = None,
+    ) -> None:
+        self._channels = dict(channels)
         self._report = report
+        self._escalate = escalate
+        self._directory = directory
+        self._links = links
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
+        self._later: dict[uuid.UUID, set[asyncio.Task[None]]] = {}
 
     async def deliver_step(self, env: Envelope) -> None:
-        """Deliver an `escalation.step_reached` event to all its targets concurrently."""
+        """Deliver an `escalation.step_reached` event: now-due sends concurrently, delayed ones later."""
         step = env.payload_as(ev.EscalationStepReached)
-        await asyncio.gather(*(self._deliver_target(env, step, t) for t in step.targets))
+        plan = plan_step(self._directory, step, reached_at(env, step))
+        for miss in plan.unreached:
+            await self._report_unreached(env, step, miss)
+        if plan.nobody:
+            await self._escalate_past(env, step, plan)
+        await asyncio.gather(*(self._deliver(env, step, s) for s in plan.sends if not s.delay))
+        for send in (s for s in plan.sends if s.delay):
+            self._schedule(env, step, send)
 
-    async def _deliver_target(self, env: Envelope, step: ev.EscalationStepReached, target: ev.Target) -> None:
-        key = idempotency_key(step.step_id, target, self._channel.name)
-        body = webhook_body(env, step, target, key)
+    def settle(self, incident_id: uuid.UUID | None) -> None:
+        """The incident was acknowledged or resolved: drop its notifications still waiting on a delay."""
+        for task in self._later.pop(incident_id, set()) if incident_id is not None else ():
+            task.cancel()
+
+    def _schedule(self, env: Envelope, step: ev.EscalationStepReached, send: Send) -> None:
+        async def later() -> None:
+            wait = (reached_at(env, step) + send.delay - datetime.now(UTC)).total_seconds()
+            if wait > 0:
+                await asyncio.sleep(wait)  # a notification rule's delay, cancelled by settle()
+            await self._deliver(env, step, send)
+
+        task = asyncio.create_task(later(), name=f"notify-later-{send.recipient}")
+        if env.incident_id is not None:
+            pending = self._later.setdefault(env.incident_id, set())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    async def _report_unreached(self, env: Envelope, step: ev.EscalationStepReached, miss: Unreached) -> None:
+        ATTEMPTS.labels("directory", "unreached").inc()
+        key = idempotency_key(step.step_id, miss.target, "directory")
+        result = ev.NotificationResult(
+            step_id=step.step_id,
+            idempotency_key=uuid.UUID(key),
+            channel="directory",
+            target=miss.target,
+            attempt=1,
+            error=miss.reason,
+            final=True,
+        )
+        log.warning("target reaches nobody", reason=miss.reason, incident_id=str(env.incident_id))
+        await self._report(self._result_envelope(env, ev.NOTIFICATION_FAILED, result))
+
+    async def _escalate_past(self, env: Envelope, step: ev.EscalationStepReached, plan: Plan) -> None:
+        """Nobody at this level can be paged: ask the escalator for the next level at once."""
+        if self._escalate is None:
+            return
+        service, _, dedup = env.incident_key.partition("/")
+        order = ev.EscalateNow(service=service, dedup_key=dedup, actor="notifier", to_level=step.level + 1)
+        command = new_envelope(
+            ev.ESCALATE,
+            order,
+            incident_key=env.incident_key,
+            occurred_at=datetime.now(UTC),
+            incident_id=env.incident_id,
+            cause=env,
+            # The same id for a redelivered step: the audit shows one order, not two.
+            event_id=derived_uuid7(uuid7_unix_ms(env.event_id), env.event_id, "escalate-past"),
+        )
+        log.warning(
+            "level reaches nobody; escalating",
+            level=step.level,
+            reasons=[m.reason for m in plan.unreached],
+            incident_id=str(env.incident_id),
+            event_id=str(command.event_id),
+        )
+        await self._escalate(command)
+
+    def _result_envelope(self, env: Envelope, kind: str, result: ev.NotificationResult) -> Envelope:
+        return new_envelope(
+            kind,
+            result,
+            incident_key=env.incident_key,
+            occurred_at=datetime.now(UTC),
+            incident_id=env.incident_id,
+            cause=env,
+        )
+
+    async def _deliver(self, env: Envelope, step: ev.EscalationStepReached, send: Send) -> None:
+        key = send.idempotency_key(step.step_id)
+        note = notification_of(env, step, send.target, key, self._links)
+        channel = self._channels.get(send.channel)
         for attempt in range(1, self._max_attempts + 1):
-            if target.type != "webhook" or target.url is None:
-                # Directory targets (user, team, schedule) and other channels come with the notifier issue.
-                outcome = DeliveryOutcome(False, False, error=f"no channel delivers {target.type} targets yet")
+            if channel is None:
+                outcome = DeliveryOutcome(False, False, error=f"no {send.channel} channel is configured")
             else:
-                outcome = await self._channel.deliver(target.url, body, key)
+                outcome = await channel.send(send.address, note)
             final = outcome.delivered or not outcome.retryable or attempt == self._max_attempts
-            ATTEMPTS.labels(self._channel.name, "delivered" if outcome.delivered else "failed").inc()
+            ATTEMPTS.labels(send.channel, "delivered" if outcome.delivered else "failed").inc()
             result = ev.NotificationResult(
                 step_id=step.step_id,
                 idempotency_key=uuid.UUID(key),
-                channel=self._channel.name,
-                target=target,
+                channel=send.channel,
+                target=send.target,
                 attempt=attempt,
                 status_code=outcome.status_code,
                 error=outcome.error,
                 final=final,
             )
             kind = ev.NOTIFICATION_DELIVERED if outcome.delivered else ev.NOTIFICATION_FAILED
-            await self._report(
-                new_envelope(
-                    kind,
-                    result,
-                    incident_key=env.incident_key,
-                    occurred_at=datetime.now(UTC),
-                    incident_id=env.incident_id,
-                    cause=env,
-                )
-            )
+            await self._report(self._result_envelope(env, kind, result))
             log.info(
                 "delivery attempt",
                 outcome=kind,
+                channel=send.channel,
+                recipient=send.recipient,
                 attempt=attempt,
                 incident_id=str(env.incident_id),
                 event_id=str(env.event_id),

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from services.audit.migrate import migrate
+from tests.integration.smtp_server import Mailbox, smtp_server
 from tests.support import stack_env
 
 
@@ -55,3 +56,10 @@ def kafka_bootstrap() -> str:
     """Bootstrap servers of the test broker."""
     bootstrap, _ = stack_env()
     return bootstrap
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[tuple[Mailbox, int]]:
+    """A real SMTP server on a free loopback port: its mailbox and port."""
+    async with smtp_server() as served:
+        yield served

@@ -6,23 +6,17 @@ request is already there to assert on.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from aiohttp import web
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
-from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from services.notifier.channels import Channel, LinkSigner, Notification, notification_of
 from services.notifier.channels.email import EmailChannel, SmtpSettings, message_id
@@ -41,6 +35,7 @@ from services.notifier.channels.webhook import (
 from services.notifier.delivery import idempotency_key
 from shared import events as ev
 from shared.envelope import new_envelope
+from tests.integration.smtp_server import Mailbox
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
@@ -160,63 +155,6 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 # --- a real SMTP server ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Mail:
-    """One message the SMTP server accepted."""
-
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-    login: bytes | None
-
-
-@dataclass
-class Mailbox:
-    """aiosmtpd handler: `busy@` recipients get 451 (transient), `nobody@` 550 (permanent)."""
-
-    mails: list[Mail] = field(default_factory=list)
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: SmtpEnvelope, address: str, rcpt_options: list[str]
-    ) -> str:
-        if address.startswith("busy@"):
-            return "451 4.3.0 Mailbox busy, try again later"
-        if address.startswith("nobody@"):
-            return "550 5.1.1 No such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        message = BytesParser(policy=policy.default).parsebytes(envelope.content)
-        assert isinstance(message, EmailMessage)
-        login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
-        self.mails.append(Mail(str(envelope.mail_from), list(envelope.rcpt_tos), message, login))
-        return "250 Message accepted for delivery"
-
-
-def _authenticate(server: SMTP, session: Session, envelope: SmtpEnvelope, mechanism: str, data: Any) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"notifier", b"s3cret")
-    return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    loop = asyncio.get_running_loop()
-    port = free_port()
-    server = await loop.create_server(
-        lambda: SMTP(mailbox, hostname="mx.test", authenticator=_authenticate, auth_require_tls=False),
-        "127.0.0.1",
-        port,
-    )
-    try:
-        yield mailbox, port
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def _email_channel(port: int, **settings: Any) -> EmailChannel:

@@ -47,7 +47,7 @@ class SignedWebhookChannel:
         self,
         client: httpx.AsyncClient,
         templates: Templates,
-        secret: bytes,
+        secret: bytes | None,
         secrets: Mapping[str, bytes] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -57,17 +57,16 @@ class SignedWebhookChannel:
         self._secrets = dict(secrets or {})
         self._clock = clock
 
-    def secret_for(self, address: str) -> bytes:
-        """The secret of this target URL, else the global one."""
+    def secret_for(self, address: str) -> bytes | None:
+        """The secret of this target URL, else the global one (None: deliveries go unsigned)."""
         return self._secrets.get(address, self._secret)
 
     async def send(self, address: str, note: Notification) -> DeliveryOutcome:
         """POST once; the timestamp is the sending instant, so a retry is signed afresh."""
         body = dumps(self._templates.webhook(note))
         timestamp = int(self._clock().timestamp())
-        headers = {
-            "Idempotency-Key": note.idempotency_key,
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(self.secret_for(address), timestamp, body),
-        }
+        headers = {"Idempotency-Key": note.idempotency_key, TIMESTAMP_HEADER: str(timestamp)}
+        secret = self.secret_for(address)
+        if secret is not None:
+            headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
         return await post_json(self._client, address, body, headers)

@@ -1,0 +1,210 @@
+"""The notifier's delivery of a step through the directory and real channels: who is on call at the
+step's instant gets each of their contact methods once; a level that reaches nobody is recorded and
+escalated to the next level; a delayed notification rule waits and is dropped on acknowledgement."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from services.notifier.app import build_channels
+from services.notifier.channels.templates import Templates
+from services.notifier.delivery import Deliverer
+from services.notifier.directory.model import (
+    ContactMethod,
+    Directory,
+    NotificationRule,
+    Rotation,
+    Schedule,
+    Team,
+    User,
+)
+from services.webhook_receiver import WebhookReceiver
+from shared import events as ev
+from shared.envelope import Envelope, new_envelope
+from shared.settings import NotifierSettings
+from tests.integration.smtp_server import Mailbox
+
+pytestmark = pytest.mark.integration
+
+# Monday 2026-03-02 09:00 Berlin: bob hands off to alice; she hands back a week later.
+HANDOFF = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def _directory(hook: str, *, empty_schedule: bool = False) -> Directory:
+    alice = User(
+        id="alice",
+        contact_methods=(
+            ContactMethod(type="webhook", address=f"{hook}/alice"),
+            ContactMethod(type="email", address="alice@example.com"),
+            ContactMethod(type="email", address="alice-pager@example.com", name="pager"),
+        ),
+        notification_rules=(
+            NotificationRule(urgency="high", contact="webhook"),
+            NotificationRule(urgency="high", contact="email"),
+            NotificationRule(urgency="high", contact="pager", delay=timedelta(minutes=10)),
+        ),
+    )
+    bob = User(id="bob", contact_methods=(ContactMethod(type="webhook", address=f"{hook}/bob"),))
+    # bob's week from Monday 2026-02-23 09:00 Berlin, alice's from the next Monday, and so on.
+    turns = () if empty_schedule else ("bob", "alice")
+    weekly = Rotation(type="weekly", start=datetime(2026, 2, 23, 9, 0), participants=turns)
+    return Directory(
+        users={"alice": alice, "bob": bob},
+        teams={"infra": Team(id="infra", members=("alice", "bob"), schedule="infra-on-call")},
+        schedules={"infra-on-call": Schedule(id="infra-on-call", time_zone="Europe/Berlin", layers=(weekly,))},
+    )
+
+
+def _step(at: datetime, target: ev.Target, level: int = 1) -> Envelope:
+    incident = uuid.uuid4()
+    step = ev.EscalationStepReached(
+        step_id=uuid.uuid4(),
+        level=level,
+        cycle=0,
+        level_name="infrastructure",
+        kind="functional",
+        reason="timeout",
+        targets=[target],
+        service="checkout",
+        summary="Checkout down",
+        severity=ev.Severity.CRITICAL,
+        priority="P1",
+        policy_id="p",
+        due_at=at,
+    )
+    return new_envelope(
+        ev.ESCALATION_STEP_REACHED, step, incident_key="checkout/down", occurred_at=at, incident_id=incident
+    )
+
+
+class Recorder:
+    """The deliverer's two outputs as the notifier wires them to Kafka: results and escalations."""
+
+    def __init__(self) -> None:
+        self.results: list[Envelope] = []
+        self.escalations: list[Envelope] = []
+
+    async def report(self, env: Envelope) -> None:
+        self.results.append(env)
+
+    async def escalate(self, env: Envelope) -> None:
+        self.escalations.append(env)
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+def _deliverer(http: httpx.AsyncClient, directory: Directory, smtp_port: int, recorder: Recorder) -> Deliverer:
+    settings = NotifierSettings(notifier_smtp_host="127.0.0.1", notifier_smtp_port=smtp_port)
+    return Deliverer(
+        build_channels(settings, http, Templates()),
+        recorder.report,
+        max_attempts=2,
+        backoff_base=0.01,
+        escalate=recorder.escalate,
+        directory=directory,
+    )
+
+
+async def test_the_person_on_call_at_the_step_gets_each_contact_method_once(
+    hook: WebhookReceiver, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    recorder = Recorder()
+    async with httpx.AsyncClient() as http:
+        deliverer = _deliverer(http, _directory(hook.url("people")), port, recorder)
+        # Just before the hand-off it is still bob's (previous) week; just after, alice's.
+        await deliverer.deliver_step(_step(HANDOFF - timedelta(seconds=1), ev.Target(type="team", id="infra")))
+        await deliverer.deliver_step(_step(HANDOFF + timedelta(seconds=1), ev.Target(type="team", id="infra")))
+        deliverer.settle(recorder.results[-1].incident_id)  # alice's delayed pager rule is dropped
+    assert [r.path for r in hook.received] == ["/people/bob", "/people/alice"]
+    assert [m.rcpt_tos for m in mailbox.mails] == [["alice@example.com"]]
+    delivered = [r.payload for r in recorder.results if r.type == ev.NOTIFICATION_DELIVERED]
+    assert sorted(p["channel"] for p in delivered) == ["email", "webhook", "webhook"]
+    assert len({p["idempotency_key"] for p in delivered}) == 3
+    assert recorder.escalations == []
+
+
+async def test_a_redelivered_step_carries_the_same_idempotency_keys(
+    hook: WebhookReceiver, smtp: tuple[Mailbox, int]
+) -> None:
+    _, port = smtp
+    recorder = Recorder()
+    step = _step(HANDOFF + timedelta(hours=1), ev.Target(type="schedule", id="infra-on-call"))
+    async with httpx.AsyncClient() as http:
+        deliverer = _deliverer(http, _directory(hook.url("people")), port, recorder)
+        await deliverer.deliver_step(step)
+        await deliverer.deliver_step(step)
+        deliverer.settle(step.incident_id)
+    keys = [r.headers["Idempotency-Key"] for r in hook.received]
+    assert len(keys) == 2
+    assert keys[0] == keys[1]  # a receiver that dedupes by key pages once
+
+
+async def test_a_level_that_reaches_nobody_is_recorded_and_escalated(
+    hook: WebhookReceiver, smtp: tuple[Mailbox, int]
+) -> None:
+    _, port = smtp
+    recorder = Recorder()
+    step = _step(HANDOFF, ev.Target(type="schedule", id="infra-on-call"), level=2)
+    async with httpx.AsyncClient() as http:
+        deliverer = _deliverer(http, _directory(hook.url("people"), empty_schedule=True), port, recorder)
+        await deliverer.deliver_step(step)
+    assert hook.received == []
+    [failed] = recorder.results
+    assert failed.type == ev.NOTIFICATION_FAILED
+    assert "has nobody on call" in failed.payload["error"]
+    assert failed.payload["final"] is True
+    [order] = recorder.escalations
+    assert order.type == ev.ESCALATE
+    assert order.incident_id == step.incident_id
+    assert order.causation_id == step.event_id
+    assert (order.payload["to_level"], order.payload["actor"]) == (3, "notifier")
+    # The same step again gives the same order id: the audit shows one escalation, not two.
+    async with httpx.AsyncClient() as http:
+        again = Recorder()
+        deliverer = _deliverer(http, _directory(hook.url("people"), empty_schedule=True), port, again)
+        await deliverer.deliver_step(step)
+    assert again.escalations[0].event_id == order.event_id
+
+
+async def test_a_delayed_rule_is_sent_after_its_delay_unless_the_incident_is_settled(
+    hook: WebhookReceiver, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    recorder = Recorder()
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient() as http:
+        deliverer = _deliverer(http, _directory(hook.url("people")), port, recorder)
+        # A user target pages alice whoever is on call; her pager rule waits 10 minutes: a step
+        # reached 10 minutes ago is due for it now.
+        reached = now - timedelta(minutes=10)
+        overdue = _step(reached, ev.Target(type="user", id="alice"))
+        await deliverer.deliver_step(overdue)
+        await mailbox_has(mailbox, 2)
+        waiting = _step(datetime.now(UTC), ev.Target(type="user", id="alice"))
+        await deliverer.deliver_step(waiting)
+        deliverer.settle(waiting.incident_id)
+    pager = [m for m in mailbox.mails if m.rcpt_tos == ["alice-pager@example.com"]]
+    assert len(pager) == 1  # the overdue step's; the settled one's never went out
+    assert pager[0].message["Subject"] is not None
+
+
+async def mailbox_has(mailbox: Mailbox, count: int) -> None:
+    """Wait for the SMTP server to have accepted `count` messages (its own event, not a sleep)."""
+    from tests.support import eventually
+
+    async def enough() -> bool | None:
+        return True if len(mailbox.mails) >= count else None
+
+    await eventually(enough, timeout=10, what=f"{count} emails")
