@@ -60,8 +60,9 @@ class NotifierSettings(CommonSettings):
     """Notifier: escalation events in, deliveries out."""
 
     notifier_port: int = Field(8083, description="HTTP port of the notifier's health and metrics.")
-    notifier_max_attempts: int = Field(5, ge=1, description="Delivery attempts before dead-lettering.")
+    notifier_max_attempts: int = Field(20, ge=1, description="Delivery attempts before dead-lettering.")
     notifier_backoff_base_seconds: float = Field(0.5, gt=0, description="First retry delay; doubles.")
+    notifier_backoff_max_seconds: float = Field(30.0, gt=0, description="Longest delay between two attempts.")
     notifier_webhook_secret: SecretStr | None = Field(
         None, description="HMAC-SHA256 key signing webhook deliveries (X-Escalation-Signature); unset: unsigned."
     )

@@ -11,15 +11,10 @@ import asyncio
 import uuid
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from shared.events import INCIDENT_OPENED
-from shared.kafka import partitions_of
-from shared.logging import get_logger
+from shared.follow import follow_topic
 from shared.topics import ESCALATION_EVENTS
-
-log = get_logger("intake")
 
 
 class NotReady(RuntimeError):
@@ -70,28 +65,4 @@ class IncidentDirectory:
                 pass
 
     async def _run(self) -> None:
-        while True:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-            try:
-                await consumer.start()
-                partitions = await partitions_of(consumer, ESCALATION_EVENTS, timeout=60)
-                consumer.assign(partitions)
-                await consumer.seek_to_beginning(*partitions)
-                ends = await consumer.end_offsets(partitions)
-                while True:
-                    batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-                    for records in batches.values():
-                        for record in records:
-                            self.learn(record.value)
-                    if not self.ready.is_set() and all(await self._reached(consumer, ends)):
-                        self.ready.set()
-                        log.info("incident directory caught up", incidents=len(self._keys))
-            except (KafkaError, OSError) as exc:
-                log.warning("incident directory lost Kafka; retrying", error=repr(exc))
-                await asyncio.sleep(2.0)
-            finally:
-                await consumer.stop()
-
-    @staticmethod
-    async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> list[bool]:
-        return [await consumer.position(tp) >= end for tp, end in ends.items()]
+        await follow_topic(self._bootstrap, ESCALATION_EVENTS, self.learn, self.ready, "incident directory")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -24,13 +25,14 @@ from services.notifier.channels.templates import Templates
 from services.notifier.channels.webhook import SignedWebhookChannel
 from services.notifier.delivery import Deliverer
 from services.notifier.directory.loader import load_directory
+from services.notifier.ledger import DeliveredLedger
 from shared import events as ev
 from shared.envelope import Envelope, EnvelopeError, decode
 from shared.http import install_problem_handlers, ops_router
 from shared.kafka import Publisher, PublishError, ensure_topics, make_producer
 from shared.logging import get_logger
 from shared.settings import NotifierSettings
-from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS, NOTIFICATION_RESULTS
+from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS, NOTIFICATION_RESULTS, dead_letter_topic
 
 log = get_logger("notifier")
 GROUP = "notifier"
@@ -60,6 +62,7 @@ class NotifierWorker:
             isolation_level="read_committed",
         )
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        self.ledger = DeliveredLedger(settings.kafka_bootstrap_servers)
         links = None
         if settings.notifier_link_secret is not None:
             links = LinkSigner(
@@ -73,11 +76,15 @@ class NotifierWorker:
             settings.notifier_max_attempts,
             settings.notifier_backoff_base_seconds,
             escalate=self._escalate,
+            exhausted=self._park,
             directory=load_directory(settings.escalation_config_dir),
             links=links,
+            ledger=self.ledger,
+            backoff_max=settings.notifier_backoff_max_seconds,
         )
         await self.publisher.start()
         await self.consumer.start()
+        self.ledger.start()
         self._task = asyncio.create_task(self._run(), name="notifier-loop")
         self.running = True
 
@@ -87,23 +94,42 @@ class NotifierWorker:
     async def _escalate(self, command: Envelope) -> None:
         await self.publisher.publish(INCIDENT_COMMANDS, command)
 
+    async def _park(self, failed: Envelope) -> None:
+        """A delivery that exhausted its retries: its last failed result, with the reason, is dead-lettered."""
+        await self.publisher.publish(dead_letter_topic(GROUP), failed)
+
     async def stop(self) -> None:
         """Finish the batch in hand, commit it, and close (graceful SIGTERM)."""
         self._stopping.set()
         if self._task is not None:
             await self._task
         await self.consumer.stop()
+        await self.ledger.stop()
         await self.publisher.stop()
         await self.http.aclose()
         self.running = False
 
     async def _run(self) -> None:
+        # Nothing is sent before the ledger knows what was delivered before (a restart's redeliveries).
+        while not self.ledger.ready.is_set() and not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ledger.ready.wait(), timeout=0.5)
         while not self._stopping.is_set():
             try:
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=200)
-                for records in batches.values():
-                    for record in records:
-                        await self._handle(record.topic, record.partition, record.offset, record.key, record.value)
+                # The batch's steps are delivered concurrently (one slow or failing receiver does not
+                # hold up the others), then its offsets are committed together.
+                results = await asyncio.gather(
+                    *(
+                        self._handle(record.topic, record.partition, record.offset, record.key, record.value)
+                        for records in batches.values()
+                        for record in records
+                    ),
+                    return_exceptions=True,
+                )
+                failure = next((r for r in results if isinstance(r, BaseException)), None)
+                if failure is not None:
+                    raise failure
                 if batches:
                     await self.consumer.commit()
             except (KafkaError, PublishError):
@@ -173,7 +199,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
     async def health() -> dict[str, Any]:
         loop_ok = worker._task is not None and not worker._task.done()
-        return {"consumer": "ok" if worker.running and loop_ok else "down"}
+        ledger = worker.ledger.ready.is_set() if worker.running else False
+        return {"consumer": "ok" if worker.running and loop_ok else "down", "ledger": "ok" if ledger else "loading"}
 
     app = FastAPI(title="Escalation notifier", version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)

@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from services.notifier.channels.base import Channel, notification_of
 from services.notifier.channels.links import LinkSigner
 from services.notifier.directory.model import Directory
+from services.notifier.ledger import DeliveredLedger
 from services.notifier.routing import Plan, Send, Unreached, plan_step
 from services.notifier.webhook import DeliveryOutcome
 from shared import events as ev
@@ -24,6 +25,7 @@ from shared.logging import get_logger
 log = get_logger("notifier")
 
 ATTEMPTS = Counter("notifier_attempts_total", "Delivery attempts, by channel and outcome", ["channel", "outcome"])
+SKIPPED = Counter("notifier_already_delivered_total", "Notifications not sent again: their key was delivered before")
 
 Report = Callable[[Envelope], Awaitable[None]]
 
@@ -76,10 +78,16 @@ class Deliverer:
         backoff_base: float,
         *,
         escalate: Escalate | None = None,
+        exhausted: Report | None = None,
         directory: Directory | None = None,
         links: LinkSigner | None = None,
+        ledger: DeliveredLedger | None = None,
+        backoff_max: float = 30.0,
     ) -> None:
         self._channels = dict(channels)
+        self._exhausted = exhausted
+        self._ledger = ledger
+        self._backoff_max = backoff_max
         self._report = report
         self._escalate = escalate
         self._directory = directory
@@ -170,6 +178,10 @@ class Deliverer:
 
     async def _deliver(self, env: Envelope, step: ev.EscalationStepReached, send: Send) -> None:
         key = send.idempotency_key(step.step_id)
+        if self._ledger is not None and key in self._ledger:
+            SKIPPED.inc()
+            log.info("already delivered; not sent again", idempotency_key=key, incident_id=str(env.incident_id))
+            return
         note = notification_of(env, step, send.target, key, self._links)
         channel = self._channels.get(send.channel)
         for attempt in range(1, self._max_attempts + 1):
@@ -190,7 +202,12 @@ class Deliverer:
                 final=final,
             )
             kind = ev.NOTIFICATION_DELIVERED if outcome.delivered else ev.NOTIFICATION_FAILED
-            await self._report(self._result_envelope(env, kind, result))
+            if outcome.delivered and self._ledger is not None:
+                self._ledger.add(key)
+            reported = self._result_envelope(env, kind, result)
+            await self._report(reported)
+            if final and not outcome.delivered and outcome.retryable and self._exhausted is not None:
+                await self._exhausted(reported)  # retries exhausted: parked with the reason
             log.info(
                 "delivery attempt",
                 outcome=kind,
@@ -204,5 +221,5 @@ class Deliverer:
             )
             if final:
                 return
-            delay = self._backoff_base * (2 ** (attempt - 1))
+            delay = min(self._backoff_base * (2 ** (attempt - 1)), self._backoff_max)
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not crypto

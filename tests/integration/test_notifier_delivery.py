@@ -4,12 +4,14 @@ escalated to the next level; a delayed notification rule waits and is dropped on
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from aiohttp import web
 
 from services.notifier.app import build_channels
 from services.notifier.channels.templates import Templates
@@ -23,10 +25,13 @@ from services.notifier.directory.model import (
     Team,
     User,
 )
+from services.notifier.ledger import DeliveredLedger
 from services.webhook_receiver import WebhookReceiver
 from shared import events as ev
 from shared.envelope import Envelope, new_envelope
+from shared.kafka import Publisher, ensure_topics, make_producer
 from shared.settings import NotifierSettings
+from shared.topics import NOTIFICATION_RESULTS
 from tests.integration.smtp_server import Mailbox
 
 pytestmark = pytest.mark.integration
@@ -208,3 +213,86 @@ async def mailbox_has(mailbox: Mailbox, count: int) -> None:
         return True if len(mailbox.mails) >= count else None
 
     await eventually(enough, timeout=10, what=f"{count} emails")
+
+
+class Outage(WebhookReceiver):
+    """A receiver that answers 503 (and records nothing) until `restored` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.restored = asyncio.Event()
+        self.refused = 0
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if not self.restored.is_set():
+            self.refused += 1
+            return web.Response(status=503)
+        return await super()._handle(request)
+
+
+OUTAGE_SECONDS = 30.0
+BURST = 40
+
+
+async def test_a_receiver_down_for_30_s_gets_every_escalation_of_a_burst_exactly_once() -> None:
+    receiver = Outage()
+    await receiver.start()
+    recorder = Recorder()
+    steps = [_step(datetime.now(UTC), ev.Target(type="webhook", url=receiver.url(f"burst/{i}"))) for i in range(BURST)]
+    try:
+        async with httpx.AsyncClient() as http:
+            deliverer = Deliverer(
+                build_channels(NotifierSettings(), http, Templates()),
+                recorder.report,
+                max_attempts=100,
+                backoff_base=0.2,
+                backoff_max=2.0,
+            )
+            burst = asyncio.gather(*(deliverer.deliver_step(s) for s in steps))
+            loop = asyncio.get_running_loop()
+            loop.call_later(OUTAGE_SECONDS, receiver.restored.set)  # the receiver comes back
+            await burst
+    finally:
+        await receiver.stop()
+    assert receiver.refused >= BURST  # every step met the outage
+    keys = [r.headers["Idempotency-Key"] for r in receiver.received]
+    assert len(keys) == BURST
+    assert len(set(keys)) == BURST  # exactly once each
+    delivered = [r for r in recorder.results if r.type == ev.NOTIFICATION_DELIVERED]
+    assert len(delivered) == BURST
+    assert all(r.payload["attempt"] > 1 for r in delivered)
+
+
+async def test_a_delivery_recorded_in_kafka_is_not_sent_again_by_a_new_notifier(
+    kafka_bootstrap: str, hook: WebhookReceiver
+) -> None:
+    """What a restarted (or rebalanced) notifier knows: the delivered results on notifications.results."""
+    await ensure_topics(kafka_bootstrap, 8)
+    step = _step(datetime.now(UTC), ev.Target(type="webhook", url=hook.url("ledger")))
+    producer = make_producer(kafka_bootstrap, "it-ledger")
+    await producer.start()
+    publisher = Publisher(producer)
+
+    async def to_kafka(env: Envelope) -> None:
+        await publisher.publish(NOTIFICATION_RESULTS, env)
+
+    try:
+        async with httpx.AsyncClient() as http:
+            first = Deliverer(build_channels(NotifierSettings(), http, Templates()), to_kafka, 3, 0.01)
+            await first.deliver_step(step)  # the "crashed" notifier delivered, reported, never committed
+            assert len(hook.received) == 1
+            ledger = DeliveredLedger(kafka_bootstrap)
+            ledger.start()
+            try:
+                await asyncio.wait_for(ledger.ready.wait(), timeout=60)
+                again = Recorder()
+                second = Deliverer(
+                    build_channels(NotifierSettings(), http, Templates()), again.report, 3, 0.01, ledger=ledger
+                )
+                await second.deliver_step(step)  # the redelivered step
+            finally:
+                await ledger.stop()
+    finally:
+        await producer.stop()
+    assert len(hook.received) == 1
+    assert again.results == []

@@ -1,0 +1,65 @@
+"""Which notifications were already delivered, learnt from `notifications.results`.
+
+The notifier commits a step's offset only after its deliveries finished, so a crash makes it read
+the step again. Before sending, it asks this ledger: a key delivered before (by this instance, or
+by another one that had the partition before a rebalance) is not sent again. Every instance reads
+the delivered results from the beginning (about 60 bytes a notification) and keeps following.
+What is left: a crash between the receiver's answer and the result's write resends that one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+
+from shared.events import NOTIFICATION_DELIVERED
+from shared.follow import follow_topic
+from shared.topics import NOTIFICATION_RESULTS
+
+
+class DeliveredLedger:
+    """Idempotency keys of delivered notifications."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._keys: set[str] = set()
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: str) -> None:
+        """Record a delivery made here (before its result is read back)."""
+        self._keys.add(key)
+
+    def learn(self, value: bytes | None) -> None:
+        """Take one message of notifications.results; only deliveries matter."""
+        if value is None or NOTIFICATION_DELIVERED.encode() not in value:
+            return
+        try:
+            message = orjson.loads(value)
+            if message.get("type") == NOTIFICATION_DELIVERED:
+                self._keys.add(str(message["payload"]["idempotency_key"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+
+    def start(self) -> None:
+        """Follow the results topic in the background."""
+        self._task = asyncio.create_task(
+            follow_topic(self._bootstrap, NOTIFICATION_RESULTS, self.learn, self.ready, "delivered notifications"),
+            name="delivered-ledger",
+        )
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass

@@ -1,0 +1,50 @@
+"""Read a whole topic from the beginning and keep following it, without a consumer group.
+
+For in-memory views every instance keeps of a topic (the intake's incident directory, the
+notifier's ledger of delivered notifications): `ready` is set once everything that was in the
+topic at start has been read. Kafka going away is retried; the view is only ever added to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from shared.kafka import partitions_of
+from shared.logging import get_logger
+
+log = get_logger("follow")
+
+
+async def follow_topic(
+    bootstrap: str, topic: str, learn: Callable[[bytes | None], None], ready: asyncio.Event, what: str
+) -> None:
+    """Feed every value of `topic` to `learn`, for ever (cancel to stop)."""
+    while True:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        try:
+            await consumer.start()
+            partitions = await partitions_of(consumer, topic, timeout=60)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+                for records in batches.values():
+                    for record in records:
+                        learn(record.value)
+                if not ready.is_set() and all(await _reached(consumer, ends)):
+                    ready.set()
+                    log.info("caught up with the topic", topic=topic, view=what)
+        except (KafkaError, OSError) as exc:
+            log.warning("lost Kafka while following a topic; retrying", topic=topic, view=what, error=repr(exc))
+            await asyncio.sleep(2.0)
+        finally:
+            await consumer.stop()
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> list[bool]:
+    return [await consumer.position(tp) >= end for tp, end in ends.items()]
