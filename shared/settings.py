@@ -63,6 +63,10 @@ class NotifierSettings(CommonSettings):
     notifier_max_attempts: int = Field(20, ge=1, description="Delivery attempts before dead-lettering.")
     notifier_backoff_base_seconds: float = Field(0.5, gt=0, description="First retry delay; doubles.")
     notifier_backoff_max_seconds: float = Field(30.0, gt=0, description="Longest delay between two attempts.")
+    notifier_channel_rate_per_second: float = Field(1000.0, gt=0, description="Sends per second per channel.")
+    notifier_target_rate_per_second: float = Field(
+        50.0, gt=0, description="Sends per second to one address (a webhook URL, a mailbox); bursts of twice that."
+    )
     notifier_webhook_secret: SecretStr | None = Field(
         None, description="HMAC-SHA256 key signing webhook deliveries (X-Escalation-Signature); unset: unsigned."
     )

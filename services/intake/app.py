@@ -20,13 +20,13 @@ from services.intake.integrations import integrations_router
 from services.intake.kafka_link import KafkaLink
 from services.intake.models import Accepted, AnyEvent, NativeEvent, TriggerEvent
 from services.intake.operator_routes import operator_router
-from services.intake.ratelimit import TokenBuckets
 from shared import events as ev
 from shared.auth import Principal, load_access
 from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, rule_problem
 from shared.ids import incident_key, uuid7
 from shared.kafka import PublishError
 from shared.logging import configure_logging, get_logger
+from shared.ratelimit import TokenBuckets
 from shared.settings import IntakeSettings
 
 log = get_logger("intake")

@@ -13,12 +13,12 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
 
 from services.intake.kafka_link import KafkaLink, PartialPublish
-from services.intake.ratelimit import TokenBuckets
 from shared.auth import AccessList, Principal, Role
 from shared.envelope import Envelope
 from shared.http import problem
 from shared.kafka import PublishError
 from shared.logging import get_logger
+from shared.ratelimit import TokenBuckets
 
 log = get_logger("intake")
 

@@ -23,7 +23,7 @@ from services.notifier.channels.slack import SlackChannel
 from services.notifier.channels.teams import TeamsChannel
 from services.notifier.channels.templates import Templates
 from services.notifier.channels.webhook import SignedWebhookChannel
-from services.notifier.delivery import Deliverer
+from services.notifier.delivery import Deliverer, Throttle
 from services.notifier.directory.loader import load_directory
 from services.notifier.ledger import DeliveredLedger
 from shared import events as ev
@@ -81,6 +81,7 @@ class NotifierWorker:
             links=links,
             ledger=self.ledger,
             backoff_max=settings.notifier_backoff_max_seconds,
+            throttle=Throttle(settings.notifier_channel_rate_per_second, settings.notifier_target_rate_per_second),
         )
         await self.publisher.start()
         await self.consumer.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -21,10 +22,12 @@ from shared import events as ev
 from shared.envelope import Envelope, new_envelope
 from shared.ids import derived_id, derived_uuid7, uuid7_unix_ms
 from shared.logging import get_logger
+from shared.ratelimit import TokenBuckets
 
 log = get_logger("notifier")
 
 ATTEMPTS = Counter("notifier_attempts_total", "Delivery attempts, by channel and outcome", ["channel", "outcome"])
+THROTTLED = Counter("notifier_throttled_total", "Sends held back by a channel or address rate limit", ["channel"])
 SKIPPED = Counter("notifier_already_delivered_total", "Notifications not sent again: their key was delivered before")
 
 Report = Callable[[Envelope], Awaitable[None]]
@@ -61,6 +64,21 @@ def webhook_body(env: Envelope, step: ev.EscalationStepReached, target: ev.Targe
 Escalate = Callable[[Envelope], Awaitable[None]]
 
 
+class Throttle:
+    """Per-channel and per-address rate limits: a send over either waits for its turn (never dropped)."""
+
+    def __init__(self, channel_rate: float, target_rate: float) -> None:
+        self._channels = TokenBuckets(channel_rate, max(1.0, channel_rate))
+        self._targets = TokenBuckets(target_rate, max(1.0, 2 * target_rate))
+
+    async def turn(self, channel: str, address: str) -> None:
+        """Return when one more send on `channel` to `address` is within both limits."""
+        for buckets, key in ((self._channels, channel), (self._targets, f"{channel}:{address}")):
+            while (wait := buckets.take(key, time.monotonic())) is not None:
+                THROTTLED.labels(channel).inc()
+                await asyncio.sleep(wait)  # the bucket's refill time, not a guess
+
+
 def reached_at(env: Envelope, step: ev.EscalationStepReached) -> datetime:
     """The instant the level was reached (the policy's), else when the step was decided."""
     return step.due_at or env.occurred_at
@@ -83,7 +101,9 @@ class Deliverer:
         links: LinkSigner | None = None,
         ledger: DeliveredLedger | None = None,
         backoff_max: float = 30.0,
+        throttle: Throttle | None = None,
     ) -> None:
+        self._throttle = throttle
         self._channels = dict(channels)
         self._exhausted = exhausted
         self._ledger = ledger
@@ -188,6 +208,8 @@ class Deliverer:
             if channel is None:
                 outcome = DeliveryOutcome(False, False, error=f"no {send.channel} channel is configured")
             else:
+                if self._throttle is not None:
+                    await self._throttle.turn(send.channel, send.address)
                 outcome = await channel.send(send.address, note)
             final = outcome.delivered or not outcome.retryable or attempt == self._max_attempts
             ATTEMPTS.labels(send.channel, "delivered" if outcome.delivered else "failed").inc()

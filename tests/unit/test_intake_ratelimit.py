@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.intake.ratelimit import TokenBuckets
+from shared.ratelimit import TokenBuckets
 
 
 def test_burst_then_exact_retry_after() -> None:

@@ -1,4 +1,4 @@
-"""Flood control: a token bucket per key (an integration, a token holder), refilled continuously."""
+"""Token buckets: a rate per key with bursts (intake flood control, notifier throttles), time as an argument."""
 
 from __future__ import annotations
 

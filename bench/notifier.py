@@ -1,0 +1,203 @@
+"""Notifier benchmark: deliveries/s to a local webhook receiver, and time from escalation event to
+delivery at a steady 500 steps/s, next to raw HTTP POSTs to the same receiver in the same run.
+
+Starts its own Kafka (.stack/bench-notifier), the notifier as a process, and a real webhook
+receiver in this process; steps are written to escalations.events as the escalator would:
+
+    .venv/bin/python -m bench.notifier [--steps 5000] [--rate 500] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaProducer
+
+from bench.stack import fresh_stack
+from services.stack import processes
+from services.webhook_receiver import WebhookReceiver
+from shared import events as ev
+from shared.envelope import Envelope, new_envelope
+from shared.kafka import ensure_topics
+from shared.topics import ESCALATION_EVENTS
+from tests.support import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def step(url: str, tag: str, i: int) -> Envelope:
+    incident = uuid.uuid4()
+    payload = ev.EscalationStepReached(
+        step_id=uuid.uuid4(),
+        level=1,
+        cycle=0,
+        level_name="infrastructure",
+        kind="functional",
+        reason="timeout",
+        targets=[ev.Target(type="webhook", url=url)],
+        service="bench",
+        summary=f"step {i}",
+        severity=ev.Severity.CRITICAL,
+        priority="P1",
+        policy_id="p",
+        due_at=datetime.now(UTC),
+    )
+    return new_envelope(
+        ev.ESCALATION_STEP_REACHED,
+        payload,
+        incident_key=f"bench/{tag}{i}",
+        occurred_at=datetime.now(UTC),
+        incident_id=incident,
+    )
+
+
+async def raw_posts(url: str, n: int, concurrency: int) -> float:
+    """POSTs/s of a plain aiohttp client to the receiver: the baseline."""
+    body = json.dumps({"summary": "raw", "severity": "critical"}).encode()
+    counter = iter(range(n))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def worker() -> None:
+            for i in counter:
+                async with session.post(url, data=body, headers={"Idempotency-Key": str(i)}) as response:
+                    await response.read()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return n / (time.perf_counter() - start)
+
+
+async def arrivals(receiver: WebhookReceiver, ids: set[str], timeout: float) -> dict[str, float]:
+    """Wait until every incident id in `ids` was delivered; return id -> first arrival (loop time)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen: dict[str, float] = {}
+    read = 0
+    while len(seen) < len(ids) and loop.time() < deadline:
+        for r in receiver.received[read:]:
+            incident = str(r.body.get("incident_id"))
+            if incident in ids:
+                seen.setdefault(incident, r.at)
+        read = len(receiver.received)
+        if len(seen) < len(ids):
+            with contextlib.suppress(TimeoutError):
+                await receiver.wait_for(read + 1, timeout=max(0.01, deadline - loop.time()))
+    return seen
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+
+    stack, bootstrap = fresh_stack("bench-notifier", kafka_port=27192, postgres_port=24535)
+    receiver = WebhookReceiver()
+    await receiver.start()
+    url = receiver.url("bench")
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "at": datetime.now(UTC).isoformat()}
+    try:
+        await ensure_topics(bootstrap, 8)
+        results["raw_posts_per_s"] = await raw_posts(url, args.steps, 64)
+        log(f"raw POSTs: {results['raw_posts_per_s']:,.0f}/s")
+        receiver.received.clear()
+        with tempfile.TemporaryDirectory(prefix="bench-notifier-") as tmp:
+            root = Path(tmp)
+            (root / "config").mkdir()
+            port = free_port()
+            env = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "ESCALATION_CONFIG_DIR": str(root / "config"),
+                "NOTIFIER_PORT": str(port),
+                "LOG_LEVEL": "WARNING",
+            }
+            proc = processes.ServiceProcess("notifier", root, port)
+            processes.start(proc, env)
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+            await producer.start()
+            try:
+                processes.wait_healthy(proc, timeout=120)
+                loop = asyncio.get_running_loop()
+
+                # Throughput: a backlog of steps, from the first write to the last delivery.
+                burst = [step(url, "t", i) for i in range(args.steps)]
+                ids = {str(s.incident_id) for s in burst}
+                start = loop.time()
+                for s in burst:
+                    await producer.send(ESCALATION_EVENTS, s.to_json(), key=s.incident_key.encode())
+                await producer.flush()
+                seen = await arrivals(receiver, ids, timeout=600)
+                results["deliveries_per_s"] = len(seen) / (max(seen.values()) - start)
+                log(f"deliveries: {results['deliveries_per_s']:,.0f}/s ({len(seen)} of {len(ids)})")
+
+                # Latency at a steady rate: from the step's write to its delivery.
+                sent: dict[str, float] = {}
+                total = int(args.rate * args.seconds)
+                start = loop.time()
+                for i in range(total):
+                    wait = start + i / args.rate - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)  # pacing the generator, not waiting for a result
+                    s = step(url, "s", i)
+                    sent[str(s.incident_id)] = loop.time()
+                    await producer.send(ESCALATION_EVENTS, s.to_json(), key=s.incident_key.encode())
+                await producer.flush()
+                seen = await arrivals(receiver, set(sent), timeout=120)
+                lat = sorted((seen[i] - sent[i]) * 1000 for i in seen)
+                results["steady"] = {
+                    "rate": args.rate,
+                    "delivered": len(lat),
+                    "sent": total,
+                    "p50_ms": statistics.median(lat),
+                    "p99_ms": lat[int(len(lat) * 0.99) - 1],
+                    "max_ms": lat[-1],
+                }
+                log(f"steady: {results['steady']}")
+            finally:
+                await producer.stop()
+                processes.stop(proc)
+    finally:
+        await receiver.stop()
+        stack.down()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "notifier.json").write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+def table(r: dict[str, Any]) -> str:
+    raw, s = r["raw_posts_per_s"], r["steady"]
+    return "\n".join(
+        [
+            "| figure | measured | baseline (same run) | target |",
+            "|---|---|---|---|",
+            f"| deliveries/s to a local webhook receiver (one notifier) | {r['deliveries_per_s']:,.0f} "
+            f"| raw aiohttp POSTs to the same receiver {raw:,.0f}/s (ratio {r['deliveries_per_s'] / raw:.2f}) "
+            "| 5,000 |",
+            f"| escalation event to delivery at {s['rate']:,.0f}/s ({s['delivered']} of {s['sent']}), "
+            f"p50 / p99 / max | {s['p50_ms']:.1f} / {s['p99_ms']:.1f} / {s['max_ms']:.1f} ms | - | p99 < 50 ms |",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
