@@ -130,6 +130,9 @@ async def main() -> None:
                 "ESCALATION_CONFIG_DIR": str(root / "config"),
                 "NOTIFIER_PORT": str(port),
                 "LOG_LEVEL": "WARNING",
+                # One receiver stands for many targets: no per-address or per-channel limit here.
+                "NOTIFIER_TARGET_RATE_PER_SECOND": "1000000000",
+                "NOTIFIER_CHANNEL_RATE_PER_SECOND": "1000000000",
             }
             proc = processes.ServiceProcess("notifier", root, port)
             processes.start(proc, env)

@@ -36,6 +36,8 @@ from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS, NOTIFICATION_RES
 
 log = get_logger("notifier")
 GROUP = "notifier"
+BATCH = 500  # escalation events read, delivered concurrently and committed together
+CONNECTIONS = 100  # pooled HTTP connections, all kept alive (httpx keeps 20 by default)
 
 
 class NotifierWorker:
@@ -61,7 +63,8 @@ class NotifierWorker:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0))
+        limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), limits=limits)
         self.ledger = DeliveredLedger(settings.kafka_bootstrap_servers)
         links = None
         if settings.notifier_link_secret is not None:
@@ -117,7 +120,7 @@ class NotifierWorker:
                 await asyncio.wait_for(self.ledger.ready.wait(), timeout=0.5)
         while not self._stopping.is_set():
             try:
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=200)
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=BATCH)
                 # The batch's steps are delivered concurrently (one slow or failing receiver does not
                 # hold up the others), then its offsets are committed together.
                 results = await asyncio.gather(
