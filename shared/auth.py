@@ -34,7 +34,7 @@ from fastapi import Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.logging import get_logger
-from shared.yamlconfig import ConfigError, load_yaml, yaml_files
+from shared.yamlconfig import ConfigError, section_entries, yaml_files
 
 log = get_logger("auth")
 
@@ -179,23 +179,10 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 def load_access(folder: Path) -> AccessList:
     """Read the `access` entries of every YAML file of the config folder (a missing folder: none)."""
-    try:
-        files = yaml_files(folder)
-    except ConfigError:
-        return AccessList({}, folder)
     entries: dict[str, TokenEntry] = {}
-    for path in files:
-        doc = load_yaml(path)
-        section = doc.data.get("access") if isinstance(doc.data, dict) else None
-        if section is None:
-            continue
-        if not isinstance(section, dict):
-            raise ConfigError(path, doc.line_of(("access",)), "access", "must be a mapping of token name to entry")
-        for name, body in section.items():
-            if name in entries:
-                raise ConfigError(path, doc.line_of(("access", name)), f"access.{name}", "defined twice")
-            try:
-                entries[str(name)] = TokenEntry.model_validate(body)
-            except ValidationError as exc:
-                raise doc.error(exc, ("access", name)) from exc
+    for doc, name, body in section_entries(folder, "access"):
+        try:
+            entries[name] = TokenEntry.model_validate(body)
+        except ValidationError as exc:
+            raise doc.error(exc, ("access", name)) from exc
     return AccessList(entries, folder)

@@ -8,6 +8,7 @@ topic at start has been read. Kafka going away is retried; the view is only ever
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -48,3 +49,32 @@ async def follow_topic(
 
 async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> list[bool]:
     return [await consumer.position(tp) >= end for tp, end in ends.items()]
+
+
+class TopicView:
+    """An in-memory view of a whole topic, kept current in the background; subclasses `learn`."""
+
+    topic: str
+    what: str
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def learn(self, value: bytes | None) -> None:
+        """Take one message of the topic."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Follow the topic in the background (retrying while Kafka is away)."""
+        self._task = asyncio.create_task(
+            follow_topic(self._bootstrap, self.topic, self.learn, self.ready, self.what), name=self.what
+        )
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,29 @@ def yaml_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise ConfigError(folder, None, "", "configuration folder does not exist")
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def section_entries(folder: Path, section: str) -> Iterator[tuple[YamlDocument, str, Any]]:
+    """(document, name, body) of every entry of `section` across the folder's YAML files, in file
+    order; a name defined twice, or a section that is not a mapping, raises ConfigError naming the
+    file and line. A missing folder has no entries."""
+    try:
+        files = yaml_files(folder)
+    except ConfigError:
+        return
+    seen: dict[str, Path] = {}
+    for path in files:
+        doc = load_yaml(path)
+        entries = doc.data.get(section) if isinstance(doc.data, dict) else None
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            raise ConfigError(path, doc.line_of((section,)), section, "must be a mapping of name to entry")
+        for key, body in entries.items():
+            name = str(key)
+            if name in seen:
+                raise ConfigError(
+                    path, doc.line_of((section, key)), f"{section}.{name}", f"defined twice (first in {seen[name]})"
+                )
+            seen[name] = path
+            yield doc, name, body

@@ -7,13 +7,12 @@ the topic; until it has read what was there at start, a lookup says so (the rout
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import orjson
 
 from shared.events import INCIDENT_OPENED
-from shared.follow import follow_topic
+from shared.follow import TopicView
 from shared.topics import ESCALATION_EVENTS
 
 
@@ -21,14 +20,15 @@ class NotReady(RuntimeError):
     """The directory has not read the history that existed when it started."""
 
 
-class IncidentDirectory:
+class IncidentDirectory(TopicView):
     """Follows escalations.events without a consumer group (every instance reads everything)."""
 
+    topic = ESCALATION_EVENTS
+    what = "incident directory"
+
     def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
+        super().__init__(bootstrap)
         self._keys: dict[uuid.UUID, str] = {}
-        self.ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -50,19 +50,3 @@ class IncidentDirectory:
         if key is None and not self.ready.is_set():
             raise NotReady("still reading the incident history")
         return key
-
-    def start(self) -> None:
-        """Follow the topic in the background (retrying while Kafka is away)."""
-        self._task = asyncio.create_task(self._run(), name="incident-directory")
-
-    async def stop(self) -> None:
-        """Stop following."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _run(self) -> None:
-        await follow_topic(self._bootstrap, ESCALATION_EVENTS, self.learn, self.ready, "incident directory")

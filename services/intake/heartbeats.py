@@ -30,7 +30,7 @@ from shared import events as ev
 from shared.auth import Principal
 from shared.http import PROBLEM_JSON, problem
 from shared.ids import incident_key
-from shared.yamlconfig import ConfigError, load_yaml, yaml_files
+from shared.yamlconfig import ConfigError, section_entries
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
 """A heartbeat's name: it is a URL path segment and part of a Kafka key."""
@@ -50,34 +50,20 @@ class HeartbeatMonitor(BaseModel):
 def load_heartbeats(folder: Path) -> dict[str, HeartbeatMonitor]:
     """The `heartbeats` entries of every YAML file of the config folder (a missing folder: none);
     a bad entry raises ConfigError naming the file and line."""
-    try:
-        files = yaml_files(folder)
-    except ConfigError:
-        return {}
     monitors: dict[str, HeartbeatMonitor] = {}
-    for path in files:
-        doc = load_yaml(path)
-        section = doc.data.get("heartbeats") if isinstance(doc.data, dict) else None
-        if section is None:
-            continue
-        if not isinstance(section, dict):
-            raise ConfigError(path, doc.line_of(("heartbeats",)), "heartbeats", "must be a mapping of name to monitor")
-        for name, body in section.items():
-            where = ("heartbeats", name)
-            if name in monitors:
-                raise ConfigError(path, doc.line_of(where), f"heartbeats.{name}", "defined twice")
-            if not re.match(NAME_PATTERN, str(name)):
-                message = "a name is 1 to 200 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
-                raise ConfigError(path, doc.line_of(where), f"heartbeats.{name}", message)
-            try:
-                monitor = HeartbeatMonitor.model_validate(body)
-            except ValidationError as exc:
-                raise doc.error(exc, where) from exc
-            if monitor.interval.total_seconds() <= 0 or monitor.interval.total_seconds() > 30 * 86400:
-                raise ConfigError(
-                    path, doc.line_of((*where, "interval")), f"heartbeats.{name}.interval", "0s < interval <= 30d"
-                )
-            monitors[str(name)] = monitor
+    for doc, name, body in section_entries(folder, "heartbeats"):
+        where = ("heartbeats", name)
+        if not re.match(NAME_PATTERN, name):
+            message = "a name is 1 to 200 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+            raise ConfigError(doc.path, doc.line_of(where), f"heartbeats.{name}", message)
+        try:
+            monitor = HeartbeatMonitor.model_validate(body)
+        except ValidationError as exc:
+            raise doc.error(exc, where) from exc
+        if monitor.interval.total_seconds() <= 0 or monitor.interval.total_seconds() > 30 * 86400:
+            line = doc.line_of((*where, "interval"))
+            raise ConfigError(doc.path, line, f"heartbeats.{name}.interval", "must be above 0s and at most 30d")
+        monitors[name] = monitor
     return monitors
 
 

@@ -9,23 +9,22 @@ What is left: a crash between the receiver's answer and the result's write resen
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 
 from shared.events import NOTIFICATION_DELIVERED
-from shared.follow import follow_topic
+from shared.follow import TopicView
 from shared.topics import NOTIFICATION_RESULTS
 
 
-class DeliveredLedger:
+class DeliveredLedger(TopicView):
     """Idempotency keys of delivered notifications."""
 
+    topic = NOTIFICATION_RESULTS
+    what = "delivered notifications"
+
     def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
+        super().__init__(bootstrap)
         self._keys: set[str] = set()
-        self.ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def __contains__(self, key: str) -> bool:
         return key in self._keys
@@ -47,19 +46,3 @@ class DeliveredLedger:
                 self._keys.add(str(message["payload"]["idempotency_key"]))
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return
-
-    def start(self) -> None:
-        """Follow the results topic in the background."""
-        self._task = asyncio.create_task(
-            follow_topic(self._bootstrap, NOTIFICATION_RESULTS, self.learn, self.ready, "delivered notifications"),
-            name="delivered-ledger",
-        )
-
-    async def stop(self) -> None:
-        """Stop following."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
