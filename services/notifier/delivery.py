@@ -16,8 +16,8 @@ from services.notifier.channels.base import Channel, notification_of
 from services.notifier.channels.links import LinkSigner
 from services.notifier.directory.model import Directory
 from services.notifier.ledger import DeliveredLedger
+from services.notifier.outcome import DeliveryOutcome
 from services.notifier.routing import Plan, Send, Unreached, plan_step
-from services.notifier.webhook import DeliveryOutcome
 from shared import events as ev
 from shared.envelope import Envelope, new_envelope
 from shared.ids import derived_id, derived_uuid7, uuid7_unix_ms

@@ -10,7 +10,7 @@ from typing import Protocol
 import httpx
 
 from services.notifier.channels.links import LinkSigner
-from services.notifier.webhook import DeliveryOutcome
+from services.notifier.outcome import DeliveryOutcome
 from shared.envelope import Envelope
 from shared.events import EscalationStepReached, Severity, Target
 

@@ -12,7 +12,7 @@ import aiosmtplib
 
 from services.notifier.channels.base import Notification
 from services.notifier.channels.templates import Templates
-from services.notifier.webhook import DeliveryOutcome
+from services.notifier.outcome import DeliveryOutcome
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import httpx
 from services.notifier.channels._json import dumps
 from services.notifier.channels.base import Notification, post_json
 from services.notifier.channels.templates import Templates
-from services.notifier.webhook import DeliveryOutcome
+from services.notifier.outcome import DeliveryOutcome
 
 DEFAULT_URL = "https://events.pagerduty.com"
 
