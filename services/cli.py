@@ -172,11 +172,22 @@ def policy_check(
     config_dir: Annotated[Path | None, typer.Argument(help="Folder of YAML; default $ESCALATION_CONFIG_DIR.")] = None,
 ) -> None:
     """Validate a configuration folder; errors name the file, line and field."""
+    from services.notifier.directory.loader import load_directory
+    from services.notifier.directory.targets import unknown_targets
+
     catalog = _catalog(config_dir)
     folder = config_dir or Path(os.environ.get("ESCALATION_CONFIG_DIR", "config"))
+    try:
+        directory = load_directory(folder)
+    except ConfigError as exc:
+        _fail(str(exc))
+    problems = unknown_targets(folder, directory)
+    if problems:
+        _fail("\n".join(str(p) for p in problems))
     typer.echo(
         f"{folder}: {len(catalog.services)} services, {len(catalog.policies)} policies, "
-        f"{len(catalog.calendars)} calendars: ok"
+        f"{len(catalog.calendars)} calendars, {len(directory.users)} users, {len(directory.teams)} teams, "
+        f"{len(directory.schedules)} schedules: ok"
     )
 
 
