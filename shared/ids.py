@@ -49,6 +49,10 @@ def derived_id(*parts: object) -> uuid.UUID:
     return uuid.uuid5(PROJECT_NAMESPACE, "\x1f".join(str(p) for p in parts))
 
 
+SERVICE_PATTERN = r"^[^/]+$"
+"""A service id: anything but '/', which separates it from the dedup key in an incident key."""
+
+
 def incident_key(service: str, dedup_key: str) -> str:
     """Return the Kafka key of an incident: its service and dedup key."""
     return f"{service}/{dedup_key}"

@@ -29,7 +29,7 @@ from services.intake.models import Accepted
 from shared import events as ev
 from shared.auth import Principal
 from shared.http import PROBLEM_JSON, problem
-from shared.ids import incident_key
+from shared.ids import SERVICE_PATTERN, incident_key
 from shared.yamlconfig import ConfigError, section_entries
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
@@ -41,7 +41,7 @@ class HeartbeatMonitor(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    service: str = Field(min_length=1, max_length=255)
+    service: str = Field(min_length=1, max_length=255, pattern=SERVICE_PATTERN)
     interval: Duration
     severity: ev.Severity = ev.Severity.CRITICAL
     summary: str | None = Field(None, min_length=1, max_length=1024)

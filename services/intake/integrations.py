@@ -98,9 +98,11 @@ def _integration(intake: Intake, key: str | None, fallback_service: str | None) 
         service = fallback_service or key
         if not service:
             raise _Invalid([{"field": "service", "message": "name the service (authentication is off)"}])
+        field = "service" if fallback_service else "key"
         if len(service) > _MAX_SERVICE:
-            field = "service" if fallback_service else "key"
             raise _Invalid([{"field": field, "message": f"a service id has at most {_MAX_SERVICE} characters"}])
+        if "/" in service:
+            raise _Invalid([{"field": field, "message": "a service id has no '/' (it begins the incident key)"}])
         return Principal("anonymous", None), service
     if not key:
         raise HTTPException(401, "An integration key is required", {"WWW-Authenticate": "Bearer"})

@@ -8,12 +8,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events import Severity
+from shared.ids import SERVICE_PATTERN
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    service: str = Field(min_length=1, max_length=255, description="Service id.", examples=["checkout-api"])
+    service: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=SERVICE_PATTERN,
+        description="Service id (no '/': it begins the incident key `service/dedup_key`).",
+        examples=["checkout-api"],
+    )
 
 
 class TriggerEvent(_Body):

@@ -81,6 +81,8 @@ async def test_missing_dedup_key_is_generated_and_returned(intake: httpx.AsyncCl
         ({"event_action": "acknowledge", "service": "web"}, "acknowledge.dedup_key"),
         ({"event_action": "explode", "service": "web"}, "event_action"),
         ({"event_action": "resolve", "service": "", "dedup_key": "k"}, "resolve.service"),
+        # '/' begins the dedup key in an incident key: "a/b" + "k" would read back as service "a".
+        ({"event_action": "trigger", "service": "a/b", "summary": "x"}, "trigger.service"),
     ],
 )
 async def test_invalid_event_gets_problem_json_naming_the_field(

@@ -215,6 +215,9 @@ async def test_without_keys_the_routing_key_names_the_service(kafka_bootstrap: s
         missing = await client.post("/v1/integrations/alertmanager", json=body)
         assert missing.status_code == 400
         assert missing.json()["errors"][0]["field"] == "service"
+        slashed = await client.post("/v1/integrations/alertmanager?service=a/b", json=body)
+        assert slashed.status_code == 400
+        assert slashed.json()["errors"][0]["field"] == "service"
         named = await client.post(f"/v1/integrations/alertmanager?service={service}", json=body)
         assert named.status_code == 202
     assert f"{service}/k" in {c.incident_key for c in await _commands(kafka_bootstrap, service, 4)}
