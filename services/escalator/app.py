@@ -16,7 +16,7 @@ from services.escalator import metrics
 from services.escalator.core.decide import NEEDS_SNAPSHOT, decide
 from services.escalator.core.heartbeat import incident_dedup_key, watch
 from services.escalator.core.policy import Catalog
-from services.escalator.core.state import IncidentState
+from services.escalator.core.state import Timer
 from services.escalator.key_locks import KeyLocks
 from services.escalator.state_codec import (
     StateCodec,
@@ -119,7 +119,7 @@ class Escalator:
         if cmd.type == ev.HEARTBEAT_PING or (raw is not None and StateCodec.is_heartbeat(raw)):
             await self._apply_heartbeat(cmd, message, raw)
             return
-        stored = self._load(key)
+        stored = self._load(raw)
         if stored is not None and stored.partition == message.partition and message.offset <= stored.offset:
             # Redelivered after a crash: the state already holds this command's effect.
             metrics.COMMANDS.labels(cmd.type, "redelivered").inc()
@@ -177,7 +177,7 @@ class Escalator:
             self.table[snapshot_key(message.partition, digest)] = self.codec.encode_snapshot(new_state.snapshot)
             self._stored_snapshots.add((message.partition, digest))
         self.table[key] = self.codec.encode(message.partition, message.offset, new_state)
-        self._index(key, new_state, message.partition)
+        self._index(key, new_state.timer, message.partition)
 
     async def _apply_heartbeat(self, cmd: Envelope, message: Message, raw: bytes | None) -> None:
         """A heartbeat monitor's ping or timer: store the watch, send the incident commands it makes."""
@@ -226,30 +226,26 @@ class Escalator:
                 heartbeat=monitor.name,
             )
         self.table[key] = StateCodec.encode_heartbeat(message.partition, message.offset, monitor)
-        if monitor.timer is None:
-            self.timers.disarm(key)
-        else:
-            self.timers.arm(key, monitor.timer.due_at.timestamp(), monitor.timer.token, message.partition)
-            self._wake.set()
-        metrics.TIMERS_ARMED.set(len(self.timers))
+        self._index(key, monitor.timer, message.partition)
 
-    def _load(self, key: str) -> StoredIncident | None:
-        raw = self.table.get(key)
+    def _load(self, raw: bytes | None) -> StoredIncident | None:
+        """The incident of a table value read by the caller (its snapshot fetched once if needed)."""
         if raw is None:
             return None
         partition, _, digest, _ = StateCodec.header(raw)
         if digest is not None and not self.codec.knows(digest):
             snapshot = self.table.get(snapshot_key(partition, digest))
             if snapshot is None:
-                raise RuntimeError(f"snapshot {digest} of {key} missing from partition {partition}")
+                raise RuntimeError(f"snapshot {digest} missing from partition {partition}")
             self.codec.remember(snapshot)
         return self.codec.decode(raw)
 
-    def _index(self, key: str, state: IncidentState, partition: int) -> None:
-        if state.timer is None:
+    def _index(self, key: str, timer: Timer | None, partition: int) -> None:
+        """Keep the in-memory timer index in step with a stored incident's or monitor's timer."""
+        if timer is None:
             self.timers.disarm(key)
         else:
-            self.timers.arm(key, state.timer.due_at.timestamp(), state.timer.token, partition)
+            self.timers.arm(key, timer.due_at.timestamp(), timer.token, partition)
             self._wake.set()
         metrics.TIMERS_ARMED.set(len(self.timers))
 
