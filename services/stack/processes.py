@@ -31,16 +31,23 @@ class ServiceProcess:
     name: str
     state_dir: Path
     port: int
+    instance: int = 1
+    """Which worker of the service (1, 2, ...): several run side by side in one consumer group."""
+
+    @property
+    def label(self) -> str:
+        """`name` for the first worker, `name-N` for the N-th (its pid and log file names)."""
+        return self.name if self.instance == 1 else f"{self.name}-{self.instance}"
 
     @property
     def pid_file(self) -> Path:
         """The pid file."""
-        return self.state_dir / "pids" / f"{self.name}.pid"
+        return self.state_dir / "pids" / f"{self.label}.pid"
 
     @property
     def log_file(self) -> Path:
         """The JSON log of the process."""
-        return self.state_dir / "logs" / f"{self.name}.log"
+        return self.state_dir / "logs" / f"{self.label}.log"
 
     @property
     def health_url(self) -> str:
@@ -51,6 +58,15 @@ class ServiceProcess:
 def port_of(name: str, env: dict[str, str]) -> int:
     """Return the configured port of a service."""
     return int(env.get(PORT_VARS[name], DEFAULT_PORTS[name]))
+
+
+def worker_env(env: dict[str, str], proc: ServiceProcess) -> dict[str, str]:
+    """The environment of one worker: its own port and, for the escalator, its own state folder."""
+    out = dict(env)
+    out[PORT_VARS[proc.name]] = str(proc.port)
+    if proc.name == "escalator":
+        out["ESCALATOR_DATA_DIR"] = str(proc.state_dir / proc.label)
+    return out
 
 
 def alive(pid: int) -> bool:
@@ -103,7 +119,7 @@ def wait_healthy(proc: ServiceProcess, timeout: float = 90) -> None:
     while time.monotonic() < deadline:
         pid = read_pid(proc.pid_file)
         if pid is None:
-            raise StackError(f"{proc.name} exited; last log lines:\n{tail(proc.log_file)}")
+            raise StackError(f"{proc.label} exited; last log lines:\n{tail(proc.log_file)}")
         try:
             with urllib.request.urlopen(proc.health_url, timeout=2) as response:  # noqa: S310 - loopback
                 if response.status == 200:
@@ -111,7 +127,7 @@ def wait_healthy(proc: ServiceProcess, timeout: float = 90) -> None:
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.25)
-    raise StackError(f"{proc.name} not healthy after {timeout}s; last log lines:\n{tail(proc.log_file)}")
+    raise StackError(f"{proc.label} not healthy after {timeout}s; last log lines:\n{tail(proc.log_file)}")
 
 
 def stop_pid(pid: int, timeout: float = 30) -> None:
