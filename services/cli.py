@@ -319,6 +319,33 @@ def demo(
     sys.exit(asyncio.run(run_demo(receiver_port, timeout, typer.echo)))
 
 
+@app.command()
+def chaos(
+    duration: float = typer.Option(300.0, help="Seconds of load at least (longer while faults still run)."),
+    rate: float = typer.Option(100.0, help="Events per second sent through the intakes."),
+    seed: int = typer.Option(7, help="Seed of the load's mix (duplicates, acknowledgements, resolutions)."),
+    workers: int = typer.Option(2, min=1, help="Workers of each service side by side."),
+    faults: str = typer.Option("full", help="'full', 'short', or a comma-separated list of fault names."),
+    json_out: Annotated[Path | None, typer.Option("--json-out", help="Write the run's facts and checks here.")] = None,
+) -> None:
+    """Kill, restart and starve the services under steady load on a fresh stack; check the invariants."""
+    from services.chaos import faults as fault_sets
+    from services.chaos.run import Options, run, stack_from_env, write_json
+    from services.stack.errors import StackError
+
+    names = {"full": fault_sets.FULL, "short": fault_sets.SHORT}.get(faults) or tuple(faults.split(","))
+    opts = Options(duration=duration, rate=rate, seed=seed, workers=workers, fault_names=names)
+    try:
+        result = asyncio.run(run(opts, stack_from_env(), typer.echo))
+    except (StackError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(result.table())
+    if json_out is not None:
+        write_json(result, json_out)
+    typer.echo("chaos: all invariants hold" if result.ok else "chaos: INVARIANTS BROKEN")
+    raise typer.Exit(0 if result.ok else 1)
+
+
 def main() -> None:
     """Entry point of the `escalation` command."""
     app()
