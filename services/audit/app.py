@@ -20,10 +20,11 @@ from pydantic import AwareDatetime
 from services.audit.consumer import AuditIngestor
 from services.audit.csv_export import CSV_COLUMNS, csv_line, csv_row
 from services.audit.migrate import migrate
-from services.audit.reports import GroupBy, incident_facts, summarize
+from services.audit.reports import Bucket, GroupBy, incident_facts, series, summarize
 from services.audit.signing import load_private_key, make_checkpoint
 from services.audit.store import AuditStore, AuditStoreError, SearchFilter, use_writer_role
 from services.audit.verify import pack_lines, verify_items
+from services.console.router import Console
 from shared.auth import AccessList, Principal, Role, load_access
 from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, problem
 from shared.kafka import Publisher, ensure_topics, make_producer
@@ -62,6 +63,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
     key = load_private_key(settings.audit_signing_key.get_secret_value()) if settings.audit_signing_key else None
     state: dict[str, Any] = {}
     auditor = Depends(access.dependency(Role.AUDITOR))
+    console = Console(settings.escalation_config_dir, access, settings.database_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -88,12 +90,14 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             else None
         )
         state.update(store=store, ingestor=ingestor, pool=pool)
+        await console.start(pool)
         rotation = asyncio.create_task(access.watch(), name="access-watch")
         log.info("audit started", port=settings.audit_port)
         try:
             yield
         finally:
             rotation.cancel()
+            await console.stop()
             await ingestor.stop()
             stop.set()
             if checkpoints is not None:
@@ -124,6 +128,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(ops_router(health))
+    console.mount(app)
 
     def store_of() -> AuditStore:
         store: AuditStore = state["store"]
@@ -248,6 +253,40 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
                 "since": start.isoformat(),
                 "until": end.isoformat(),
                 "lines": [x.as_dict() for x in lines],
+            }
+        )
+
+    @app.get("/v1/reports/series", responses=_UNAVAILABLE)
+    async def report_series(
+        who: Annotated[Principal, auditor],
+        by: GroupBy = GroupBy.TEAM,
+        bucket: Bucket = Bucket.DAY,
+        since: Annotated[
+            AwareDatetime | None, Query(description="Incidents opened from (default: 30 days ago).")
+        ] = None,
+        until: Annotated[AwareDatetime | None, Query(description="Incidents opened before (default: now).")] = None,
+    ) -> Response:
+        """MTTA and MTTR over time: per team, service or priority, one point per hour, day or week of
+        opening (UTC; weeks from Monday), every bucket of the range present."""
+        end = until or datetime.now(UTC)
+        start = since or end - timedelta(days=30)
+        if start >= end:
+            return problem(422, "Invalid request", "since: must be before until", errors=[{"field": "since"}])
+        try:
+            facts = await incident_facts(state["pool"], start, end)
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            return problem(503, "Audit database unavailable", repr(exc), headers={"Retry-After": "5"})
+        try:
+            points = series(facts, by, bucket, start, end)
+        except ValueError as exc:
+            return problem(422, "Invalid request", f"bucket: {exc}", errors=[{"field": "bucket", "message": str(exc)}])
+        return JSONResponse(
+            {
+                "by": by.value,
+                "bucket": bucket.value,
+                "since": start.isoformat(),
+                "until": end.isoformat(),
+                "series": [{"group": g, "points": [p.as_dict() for p in pts]} for g, pts in points.items()],
             }
         )
 

@@ -8,7 +8,7 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -106,6 +106,84 @@ def summarize(incidents: Iterable[IncidentFacts], by: GroupBy) -> list[ReportLin
             )
         )
     return lines
+
+
+class Bucket(StrEnum):
+    """The width of one point of a report over time."""
+
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+
+
+_WIDTH = {Bucket.HOUR: timedelta(hours=1), Bucket.DAY: timedelta(days=1), Bucket.WEEK: timedelta(weeks=1)}
+MAX_BUCKETS = 1000
+
+
+def bucket_start(at: datetime, bucket: Bucket) -> datetime:
+    """The start (UTC) of the bucket holding `at`: the hour, the day, or the week from Monday 00:00."""
+    utc = at.astimezone(UTC)
+    if bucket is Bucket.HOUR:
+        return utc.replace(minute=0, second=0, microsecond=0)
+    day = utc.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if bucket is Bucket.DAY else day - timedelta(days=day.weekday())
+
+
+def bucket_starts(since: datetime, until: datetime, bucket: Bucket) -> list[datetime]:
+    """Every bucket start from the one holding `since` up to before `until`."""
+    first, width = bucket_start(since, bucket), _WIDTH[bucket]
+    count = max(0, -((first - until) // width))
+    if count > MAX_BUCKETS:
+        raise ValueError(f"{count} {bucket.value} buckets; at most {MAX_BUCKETS}: choose a wider bucket")
+    return [first + n * width for n in range(count)]
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """One group's figures for the incidents opened in one bucket."""
+
+    start: datetime
+    incidents: int
+    acknowledged: int
+    resolved: int
+    mtta_seconds: float | None
+    mttr_seconds: float | None
+    sla_breaches: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {**self.__dict__, "start": self.start.isoformat()}
+
+
+def series(
+    incidents: Iterable[IncidentFacts], by: GroupBy, bucket: Bucket, since: datetime, until: datetime
+) -> dict[str, list[SeriesPoint]]:
+    """MTTA and MTTR per group and bucket of opening time; every bucket of the range has a point
+    (empty buckets with counts 0 and no means), so charts show gaps as gaps."""
+    starts = bucket_starts(since, until, bucket)
+    cells: dict[str, dict[datetime, list[IncidentFacts]]] = {}
+    for facts in incidents:
+        for group in _groups(facts, by):
+            cells.setdefault(group, {}).setdefault(bucket_start(facts.opened_at, bucket), []).append(facts)
+    out: dict[str, list[SeriesPoint]] = {}
+    for group, by_start in sorted(cells.items()):
+        points = []
+        for start in starts:
+            lines = summarize(by_start.get(start, []), by)
+            figures = next((x for x in lines if x.group == group), ReportLine(group=group))
+            points.append(
+                SeriesPoint(
+                    start=start,
+                    incidents=figures.incidents,
+                    acknowledged=figures.acknowledged,
+                    resolved=figures.resolved,
+                    mtta_seconds=figures.mtta_seconds,
+                    mttr_seconds=figures.mttr_seconds,
+                    sla_breaches=figures.sla_breaches,
+                )
+            )
+        out[group] = points
+    return out
 
 
 _FACTS = """

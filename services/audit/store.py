@@ -16,7 +16,7 @@ from services.audit.chain import chain_of
 from services.audit.rows import COLUMNS, Record, link, stored_to_hashed
 from services.audit.signing import Checkpoint
 
-__all__ = ["WRITER_ROLE", "AuditStore", "AuditStoreError", "Record", "SearchFilter"]
+__all__ = ["CHANGES_CHANNEL", "EVERYTHING", "WRITER_ROLE", "AuditStore", "AuditStoreError", "Record", "SearchFilter"]
 
 WRITER_ROLE = "escalation_audit_writer"
 # InternalClientError: asyncpg's protocol state machine refusing an operation on a connection the
@@ -25,6 +25,18 @@ _BROKEN = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 _DB_ERRORS = (asyncpg.PostgresError, *_BROKEN)
 T = TypeVar("T")
 _CHECKPOINT_LOCK = 7_301_002  # any fixed number: one checkpointer at a time across audit workers
+# Each committed batch NOTIFYs the incidents it touched on this channel (the console's live list).
+CHANGES_CHANNEL = "audit_incidents_changed"
+# The payload when a batch touched too many incidents for one NOTIFY (under 8,000 bytes): all may have.
+EVERYTHING = "*"
+_MAX_IDS_PER_NOTIFY = 200
+
+
+def changes_payload(incident_ids: set[uuid.UUID]) -> str:
+    """The NOTIFY payload announcing a batch that touched these incidents."""
+    if len(incident_ids) > _MAX_IDS_PER_NOTIFY:
+        return EVERYTHING
+    return ",".join(sorted(str(i) for i in incident_ids))
 
 
 class AuditStoreError(RuntimeError):
@@ -222,6 +234,9 @@ class AuditStore:
                 [heads[c][0] for c in chains],
                 [heads[c][1] for c in chains],
             )
+            touched = {r.envelope.incident_id for r in new if r.envelope.incident_id is not None}
+            if touched:  # delivered when (and only if) the transaction commits
+                await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, changes_payload(touched))
         moved = {tp: o for tp, o in offsets.items() if o > stored.get(tp, -1)}
         if moved:
             await conn.execute(
