@@ -241,10 +241,10 @@ DEADLINE_HANDLERS: dict[str, Callable[[_Work, Deadline], None]] = {
 }
 
 
-def _run_due(w: _Work, bound: datetime) -> None:
-    """Handle every deadline due at or before `bound`, earliest first (new ones included)."""
+def _run_due(w: _Work, bound: datetime, held: tuple[Deadline, ...] = ()) -> None:
+    """Handle every deadline due at or before `bound`, earliest first (new ones included), except `held`."""
     for _ in range(MAX_STEPS_PER_COMMAND):
-        due = [d for d in w.state.deadlines if d.due_at <= bound]
+        due = [d for d in w.state.deadlines if d.due_at <= bound and d not in held]
         if not due:
             return
         first = min(due, key=Deadline.sort_key)
@@ -532,9 +532,10 @@ def decide(snapshot: Snapshot | None, state: IncidentState | None, command: Enve
     """Apply one command to one incident's state at instant `now`.
 
     `snapshot` is what a new incident would open with (for a trigger) or the destination of a
-    reassignment; an open incident otherwise keeps the snapshot frozen into it. Deadlines already
-    due are handled first, each at its own instant. A command naming another incident id than the
-    current one (a stale operator action) and unknown command types change nothing.
+    reassignment; an open incident otherwise keeps the snapshot frozen into it. Deadlines due
+    before the command happened (its `occurred_at`, when the intake took it) are handled first,
+    each at its own instant. A command naming another incident id than the current one (a stale
+    operator action) and unknown command types change nothing.
     """
     stale_target = command.incident_id is not None and (state is None or state.incident_id != command.incident_id)
     if stale_target and command.type != ev.TIMER_FIRED:
@@ -549,11 +550,17 @@ def decide(snapshot: Snapshot | None, state: IncidentState | None, command: Enve
         handler = HANDLERS.get(command.type)
         if handler is None:
             return Decision(state)
+        held: tuple[Deadline, ...] = ()
         if w is not None:
-            _run_due(w, now)
+            # Deadlines due before the command happened come first. One due after it, though already
+            # past at `now` (the command waited in Kafka while a worker was down or behind), is held
+            # for its timer, which comes after the command: an incident resolved before its deadline
+            # pages nobody, however late the resolve is processed.
+            _run_due(w, min(now, command.occurred_at))
+            held = w.state.deadlines
         w = handler(w, snapshot, command, now)
         if w is not None:
-            _run_due(w, now)  # zero delays the command armed are reached in the same decision
+            _run_due(w, now, held)  # zero delays the command armed are reached in the same decision
     if w is None:
         return Decision(state)
     _retime(w)
