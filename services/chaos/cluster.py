@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +14,7 @@ from services.stack import kafka, postgres, processes
 from services.stack.local import LocalStack
 
 SERVICES = processes.SERVICES
+MAX_WORKERS = 9
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,27 @@ class Cluster:
         postgres.stop(self.stack.postgres)
         postgres.start(self.stack.postgres)
 
-    def stop_all(self) -> None:
-        """Stop every worker this cluster knows of (running or not), then the database and the broker."""
-        for name in reversed(SERVICES):
-            for instance in range(1, 10):
-                processes.stop(self.worker(name, instance), timeout=20)
+    def stop_all(self, timeout: float = 20) -> None:
+        """Stop every worker this cluster started (SIGTERM to all at once, SIGKILL to what is left
+        after `timeout` s: a worker waiting for an absent broker may not finish), then the database
+        and the broker."""
+        pids = []
+        for name in SERVICES:
             self.running[name].clear()
+            for instance in range(1, MAX_WORKERS + 1):
+                proc = self.worker(name, instance)
+                pid = processes.read_pid(proc.pid_file)
+                proc.pid_file.unlink(missing_ok=True)
+                if pid is not None:
+                    pids.append(pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while any(processes.alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in pids:
+            if processes.alive(pid):
+                processes.kill_hard(pid)
         postgres.stop(self.stack.postgres)
         kafka.stop(self.stack.kafka)
 

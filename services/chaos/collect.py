@@ -22,11 +22,12 @@ ESCALATOR_GROUP = "escalator"
 NOTIFIER_GROUP = "notifier"
 
 _COMMANDS = """
-SELECT event_id::text, type, incident_key, kafka_partition, kafka_offset FROM audit_log
+SELECT event_id::text, type, incident_key, kafka_partition, kafka_offset,
+       extract(epoch FROM occurred_at)::float8 FROM audit_log
 WHERE topic = 'incidents.commands' AND type = ANY($1::text[])
 """
 _OPENED = """
-SELECT incident_id::text, incident_key, causation_id::text FROM audit_log
+SELECT incident_id::text, incident_key, causation_id::text, extract(epoch FROM occurred_at)::float8 FROM audit_log
 WHERE topic = 'escalations.events' AND type = 'incident.opened'
 """
 _STEPS = """
@@ -132,12 +133,12 @@ async def commands(pool: asyncpg.Pool) -> list[inv.Command]:
     """Triggers, acknowledgements, resolutions and timer firings, as audited."""
     types = [inv.TRIGGER, inv.TIMER_FIRED, *inv.SETTLES]
     rows = await pool.fetch(_COMMANDS, types)
-    return [inv.Command(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    return [inv.Command(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
 
 async def opened(pool: asyncpg.Pool) -> list[inv.Opened]:
     """Every incident.opened, with the trigger that caused it."""
-    return [inv.Opened(r[0], r[1], r[2]) for r in await pool.fetch(_OPENED)]
+    return [inv.Opened(r[0], r[1], r[2], r[3]) for r in await pool.fetch(_OPENED)]
 
 
 async def steps(pool: asyncpg.Pool) -> dict[str, set[str]]:

@@ -119,6 +119,10 @@ async def run_schedule(faults: list[Fault], start_in: float, gap: float, log: Fa
             await asyncio.sleep(gap)  # steady load between faults
         began = time.time()
         print(f"  fault: {fault.name} ...", flush=True)
-        await fault.apply()
+        try:
+            await fault.apply()
+        except Exception as exc:
+            print(f"  fault: {fault.name} FAILED to apply or heal: {exc}", flush=True)
+            raise
         log.spans.append((fault.name, began, time.time()))
         print(f"  fault: {fault.name} healed after {time.time() - began:.1f}s", flush=True)

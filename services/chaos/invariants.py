@@ -1,11 +1,13 @@
 """The chaos run's invariants, as pure comparisons of what was sent, logged and received.
 
 - accepted: every event the intake answered 202 is in the audit log exactly once (by event_id);
-- escalations: every due escalation was emitted. An incident is due when, in its partition of
-  incidents.commands, a `timer.fired` came before any acknowledge or resolve, or when neither
-  came at all (its timer must have fired by the end of the drain); it is emitted when the audit log
-  holds its `escalation.step_reached`. A step for an incident settled before any timer fired is a
-  violation too;
+- escalations: every due escalation was emitted. An incident is due when no acknowledge or resolve
+  of it happened (the command's `occurred_at`, when the intake took it) before its deadline (the
+  `incident.opened` instant plus the policy's delay); it is emitted when the audit log holds its
+  `escalation.step_reached`. An incident settled before its deadline must not be escalated, unless
+  the settling command reached Kafka only after the timer had fired (the intake answered 503 while
+  the broker was away, and the command landed later or was sent again): the escalator cannot know a
+  command that is not in the log yet, so either outcome is allowed there, and such races are counted;
 - deliveries: every emitted step reached the receiver under one idempotency key (one target, one
   channel), and each key was POSTed (answered 200) exactly once, except a resend under the same key
   after a notifier was killed between the receiver's answer and the result's write: no sender can
@@ -27,22 +29,24 @@ TIMER_FIRED = "timer.fired"
 
 @dataclass(frozen=True)
 class Command:
-    """One audited row of incidents.commands."""
+    """One audited row of incidents.commands (`occurred_at` in epoch seconds)."""
 
     event_id: str
     type: str
     incident_key: str
     partition: int
     offset: int
+    occurred_at: float = 0.0
 
 
 @dataclass(frozen=True)
 class Opened:
-    """An `incident.opened` event: the incident, its key, and the trigger that opened it."""
+    """An `incident.opened` event: the incident, its key, the trigger that opened it, and when."""
 
     incident_id: str
     incident_key: str
     trigger_id: str
+    opened_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -72,58 +76,62 @@ class Fate:
     """What happened to one incident, read from its commands in partition order."""
 
     incident_id: str
-    due: bool
-    fired: bool
-    settled: bool
+    due: bool  # nobody acknowledged or resolved it before its deadline
+    fired: bool  # a timer.fired for it is in the log
+    raced: bool = False  # settled before its deadline, but that command reached Kafka after the timer fired
 
 
-def fates(commands: Sequence[Command], opened: Sequence[Opened]) -> list[Fate]:
+def fates(commands: Sequence[Command], opened: Sequence[Opened], delay: float) -> list[Fate]:
     """Each opened incident's fate: its commands are those of its key from its opening trigger
     up to the next opening trigger of the same key (a key resolved and triggered again opens anew)."""
     by_key: dict[str, list[Command]] = defaultdict(list)
     for cmd in commands:
         by_key[cmd.incident_key].append(cmd)
     offset_of = {c.event_id: (c.partition, c.offset) for c in commands}
-    openings: dict[str, list[tuple[tuple[int, int], str]]] = defaultdict(list)
+    openings: dict[str, list[tuple[tuple[int, int], Opened]]] = defaultdict(list)
     result = []
     for inc in opened:
         at = offset_of.get(inc.trigger_id)
         if at is None:  # the trigger is not in the log: cannot place it, count it as due
-            result.append(Fate(inc.incident_id, due=True, fired=False, settled=False))
+            result.append(Fate(inc.incident_id, due=True, fired=False))
             continue
-        openings[inc.incident_key].append((at, inc.incident_id))
+        openings[inc.incident_key].append((at, inc))
     for key, starts in openings.items():
-        starts.sort()
+        starts.sort(key=lambda s: s[0])
         cmds = sorted(by_key[key], key=lambda c: (c.partition, c.offset))
-        for n, (start, incident_id) in enumerate(starts):
+        for n, (start, inc) in enumerate(starts):
             end = starts[n + 1][0] if n + 1 < len(starts) else None
             mine = [
-                c for c in cmds if (c.partition, c.offset) > start and (end is None or (c.partition, c.offset) < end)
+                c for c in cmds if start < (c.partition, c.offset) and (end is None or (c.partition, c.offset) < end)
             ]
-            first_settle = next((i for i, c in enumerate(mine) if c.type in SETTLES), None)
-            first_fired = next((i for i, c in enumerate(mine) if c.type == TIMER_FIRED), None)
-            due = first_settle is None or (first_fired is not None and first_fired < first_settle)
-            result.append(Fate(incident_id, due, first_fired is not None, first_settle is not None))
+            deadline = inc.opened_at + delay
+            early = [i for i, c in enumerate(mine) if c.type in SETTLES and c.occurred_at < deadline]
+            fired = [i for i, c in enumerate(mine) if c.type == TIMER_FIRED]
+            raced = bool(early) and bool(fired) and fired[0] < early[0]
+            result.append(Fate(inc.incident_id, due=not early, fired=bool(fired), raced=raced))
     return result
 
 
 def escalations_emitted(fates_: Sequence[Fate], stepped: Iterable[str]) -> Check:
-    """Every due incident has its step; no incident settled before its timer fired has one."""
+    """Every due incident has its step; no incident settled in time (and in the log in time) has one."""
     with_step = set(stepped)
     due = [f for f in fates_ if f.due]
     missing = [f for f in due if f.incident_id not in with_step]
-    unwanted = [f for f in fates_ if not f.due and f.incident_id in with_step]
+    unwanted = [f for f in fates_ if not f.due and not f.raced and f.incident_id in with_step]
+    raced = [f for f in fates_ if f.raced]
     problems = [
-        f"incident {f.incident_id} was due ({'timer fired' if f.fired else 'never settled'}) but never escalated"
+        f"incident {f.incident_id} was due ({'timer fired' if f.fired else 'no timer fired'}) but never escalated"
         for f in missing[:10]
     ]
-    problems += [f"incident {f.incident_id} escalated although settled before its timer fired" for f in unwanted[:10]]
+    problems += [f"incident {f.incident_id} escalated although settled before its deadline" for f in unwanted[:10]]
     counts = {
         "incidents": len(fates_),
         "due": len(due),
         "emitted": len(due) - len(missing),
         "missing": len(missing),
         "escalated_not_due": len(unwanted),
+        "settle_raced_timer": len(raced),
+        "raced_escalated": sum(1 for f in raced if f.incident_id in with_step),
     }
     return Check("every due escalation emitted", not missing and not unwanted, counts, problems)
 

@@ -53,7 +53,11 @@ class Options:
     delay: float = 5.0  # the policy's escalation delay
     services: int = 20
     drain_timeout: float = 300.0
-    port_base: int = 41000  # workers on base + 100 * service index + instance; the receiver on base + 500
+    # Workers listen on base + 100 * service index + instance, the receiver on base + 500. Every port of
+    # the run lies below Linux's ephemeral range (32768-60999): a client reconnecting to a port whose
+    # server is down can otherwise be given that very port as its own and connect to itself, and the
+    # server restarting there fails with "address already in use" (seen with a Kafka broker on 49092).
+    port_base: int = 31100
 
 
 @dataclass
@@ -190,7 +194,7 @@ async def run(opts: Options, stack: LocalStack, echo: Any = print) -> Result:
             )
             facts["drain"] = {"caught_up": caught_up, "seconds": round(waited, 1), "lag": asdict(lag)}
             echo(f"drain: {'caught up' if caught_up else 'NOT caught up'} after {waited:.1f}s (lag {asdict(lag)})")
-            checks = await _checks(pool, stack, record.accepted, receiver, log)
+            checks = await _checks(pool, stack, record.accepted, receiver, log, opts.delay)
             facts["audit_rows"] = await collect.total_rows(pool)
         finally:
             await pool.close()
@@ -216,11 +220,16 @@ async def run(opts: Options, stack: LocalStack, echo: Any = print) -> Result:
 
 
 async def _checks(
-    pool: asyncpg.Pool, stack: LocalStack, accepted: dict[str, str], receiver: CountingReceiver, log: faults.FaultLog
+    pool: asyncpg.Pool,
+    stack: LocalStack,
+    accepted: dict[str, str],
+    receiver: CountingReceiver,
+    log: faults.FaultLog,
+    delay: float,
 ) -> list[inv.Check]:
     audited = await collect.audited_counts(pool, list(accepted))
     steps_of = await collect.steps(pool)
-    fates = inv.fates(await collect.commands(pool), await collect.opened(pool))
+    fates = inv.fates(await collect.commands(pool), await collect.opened(pool), delay)
     all_steps = {s for steps in steps_of.values() for s in steps}
     return [
         inv.accepted_once(accepted, audited),
@@ -238,11 +247,11 @@ def _count(values: Any) -> dict[str, int]:
 
 
 def stack_from_env() -> LocalStack:
-    """The run's own stack: `.stack/chaos` and ports 49092/49093/45432 unless the environment says otherwise."""
+    """The run's own stack: `.stack/chaos` and ports 31092/31093/31432 unless the environment says otherwise."""
     os.environ.setdefault("ESCALATION_STACK_DIR", str(PROJECT_ROOT / ".stack" / "chaos"))
-    os.environ.setdefault("STACK_KAFKA_PORT", "49092")
-    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "49093")
-    os.environ.setdefault("STACK_POSTGRES_PORT", "45432")
+    os.environ.setdefault("STACK_KAFKA_PORT", "31092")
+    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "31093")
+    os.environ.setdefault("STACK_POSTGRES_PORT", "31432")
     return LocalStack.from_env()
 
 

@@ -7,8 +7,8 @@ from collections import Counter
 from services.chaos import invariants as inv
 
 
-def cmd(event_id: str, type_: str, key: str, offset: int, partition: int = 0) -> inv.Command:
-    return inv.Command(event_id, type_, key, partition, offset)
+def cmd(event_id: str, type_: str, key: str, offset: int, at: float = 0.0) -> inv.Command:
+    return inv.Command(event_id, type_, key, 0, offset, at)
 
 
 def test_every_accepted_event_audited_once_passes() -> None:
@@ -26,10 +26,18 @@ def test_a_missing_and_a_doubled_event_fail_with_their_ids() -> None:
     assert any("b" in p for p in check.problems)
 
 
+DELAY = 5.0
+OPENED_AT = 100.0  # the deadline is at 105.0
+
+
+def opened(incident_id: str = "i1", key: str = "s/k1", trigger: str = "t1", at: float = OPENED_AT) -> inv.Opened:
+    return inv.Opened(incident_id, key, trigger, at)
+
+
 def test_never_settled_incident_is_due_and_must_escalate() -> None:
-    commands = [cmd("t1", inv.TRIGGER, "s/k1", 1), cmd("f1", inv.TIMER_FIRED, "s/k1", 2)]
-    fates = inv.fates(commands, [inv.Opened("i1", "s/k1", "t1")])
-    assert fates == [inv.Fate("i1", due=True, fired=True, settled=False)]
+    commands = [cmd("t1", inv.TRIGGER, "s/k1", 1, at=99.9), cmd("f1", inv.TIMER_FIRED, "s/k1", 2, at=105.1)]
+    fates = inv.fates(commands, [opened()], DELAY)
+    assert fates == [inv.Fate("i1", due=True, fired=True)]
     assert inv.escalations_emitted(fates, {"i1"}).ok
     missing = inv.escalations_emitted(fates, set())
     assert not missing.ok
@@ -37,44 +45,62 @@ def test_never_settled_incident_is_due_and_must_escalate() -> None:
 
 
 def test_a_lost_timer_is_due_even_without_a_firing() -> None:
-    fates = inv.fates([cmd("t1", inv.TRIGGER, "s/k1", 1)], [inv.Opened("i1", "s/k1", "t1")])
+    fates = inv.fates([cmd("t1", inv.TRIGGER, "s/k1", 1)], [opened()], DELAY)
     assert fates[0].due
     assert not fates[0].fired
     assert not inv.escalations_emitted(fates, set()).ok
 
 
-def test_acknowledged_before_the_timer_fired_is_not_due_and_must_not_escalate() -> None:
+def test_acknowledged_before_the_deadline_is_not_due_and_must_not_escalate_however_late_processed() -> None:
     commands = [
-        cmd("t1", inv.TRIGGER, "s/k1", 1),
-        cmd("a1", "incident.acknowledge", "s/k1", 5),
-        cmd("f1", inv.TIMER_FIRED, "s/k1", 9),  # stale: the acknowledgement came first in the partition
+        cmd("t1", inv.TRIGGER, "s/k1", 1, at=99.9),
+        cmd("a1", "incident.acknowledge", "s/k1", 5, at=101.0),
+        cmd("f1", inv.TIMER_FIRED, "s/k1", 9, at=105.0),  # stale: the acknowledgement came first in the partition
     ]
-    fates = inv.fates(commands, [inv.Opened("i1", "s/k1", "t1")])
+    fates = inv.fates(commands, [opened()], DELAY)
     assert not fates[0].due
+    assert not fates[0].raced
     assert inv.escalations_emitted(fates, set()).ok
     wrong = inv.escalations_emitted(fates, {"i1"})
     assert not wrong.ok
     assert wrong.counts["escalated_not_due"] == 1
 
 
-def test_resolved_after_the_timer_fired_is_due() -> None:
+def test_resolved_after_the_deadline_is_due() -> None:
     commands = [
-        cmd("t1", inv.TRIGGER, "s/k1", 1),
-        cmd("f1", inv.TIMER_FIRED, "s/k1", 3),
-        cmd("r1", "incident.resolve", "s/k1", 4),
+        cmd("t1", inv.TRIGGER, "s/k1", 1, at=99.9),
+        cmd("r1", "incident.resolve", "s/k1", 2, at=106.0),  # in the log before the timer, but too late
+        cmd("f1", inv.TIMER_FIRED, "s/k1", 3, at=110.0),
     ]
-    assert inv.fates(commands, [inv.Opened("i1", "s/k1", "t1")])[0].due
+    fates = inv.fates(commands, [opened()], DELAY)
+    assert fates[0].due
+    assert not inv.escalations_emitted(fates, set()).ok
+
+
+def test_settled_in_time_but_logged_after_the_timer_fired_may_go_either_way() -> None:
+    commands = [
+        cmd("t1", inv.TRIGGER, "s/k1", 1, at=99.9),
+        cmd("f1", inv.TIMER_FIRED, "s/k1", 2, at=105.0),
+        cmd("r1", "incident.resolve", "s/k1", 3, at=101.0),  # answered 503, landed in Kafka later
+    ]
+    fates = inv.fates(commands, [opened()], DELAY)
+    assert fates[0].raced
+    assert not fates[0].due
+    for stepped in (set(), {"i1"}):
+        check = inv.escalations_emitted(fates, stepped)
+        assert check.ok
+        assert check.counts["settle_raced_timer"] == 1
 
 
 def test_a_key_opened_twice_splits_its_commands_at_the_second_opening() -> None:
     commands = [
-        cmd("t1", inv.TRIGGER, "s/k1", 1),
-        cmd("r1", "incident.resolve", "s/k1", 2),
-        cmd("t2", inv.TRIGGER, "s/k1", 3),  # after the resolve: a new incident
-        cmd("f2", inv.TIMER_FIRED, "s/k1", 8),
+        cmd("t1", inv.TRIGGER, "s/k1", 1, at=99.9),
+        cmd("r1", "incident.resolve", "s/k1", 2, at=100.5),
+        cmd("t2", inv.TRIGGER, "s/k1", 3, at=200.0),  # after the resolve: a new incident
+        cmd("f2", inv.TIMER_FIRED, "s/k1", 8, at=205.1),
     ]
-    opened = [inv.Opened("i1", "s/k1", "t1"), inv.Opened("i2", "s/k1", "t2")]
-    fates = {f.incident_id: f for f in inv.fates(commands, opened)}
+    both = [opened(), opened("i2", trigger="t2", at=200.1)]
+    fates = {f.incident_id: f for f in inv.fates(commands, both, DELAY)}
     assert not fates["i1"].due
     assert fates["i2"].due
     assert fates["i2"].fired
