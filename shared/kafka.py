@@ -19,7 +19,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from shared.envelope import Envelope
+from shared.envelope import Envelope, KafkaHeaders
 from shared.logging import get_logger
 from shared.topics import ALL_TOPICS, dead_letter_topic
 
@@ -157,17 +157,22 @@ class Publisher:
 
     async def publish(self, topic: str, env: Envelope) -> None:
         """Write one envelope; raise PublishError unless Kafka acknowledged it."""
+        value, key = env.to_json(), env.incident_key.encode()
+        await self.publish_record(topic, key, value, env.kafka_headers(), what=str(env.event_id))
+
+    async def publish_record(
+        self, topic: str, key: bytes, value: bytes, headers: KafkaHeaders | None = None, *, what: str = "a record"
+    ) -> None:
+        """Write one record as it is (a service's own topic); raise PublishError unless Kafka acknowledged it."""
         producer = self._producer
         try:
             async with asyncio.timeout(self._ack_timeout):  # no extra task per request, unlike wait_for
-                await producer.send_and_wait(
-                    topic, value=env.to_json(), key=env.incident_key.encode(), headers=env.kafka_headers()
-                )
+                await producer.send_and_wait(topic, value=value, key=key, headers=headers)
         except TimeoutError as exc:
-            raise PublishError(f"Kafka did not acknowledge {env.event_id} within {self._ack_timeout} s") from exc
+            raise PublishError(f"Kafka did not acknowledge {what} within {self._ack_timeout} s") from exc
         except KafkaError as exc:
             await self._after_failure(producer, exc)
-            raise PublishError(f"Kafka did not acknowledge {env.event_id}: {exc!r}") from exc
+            raise PublishError(f"Kafka did not acknowledge {what}: {exc!r}") from exc
 
     async def publish_many(self, topic: str, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
         """Write envelopes all in flight together; per envelope None when acknowledged, else its error.

@@ -22,6 +22,13 @@ class CommonSettings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Log level of the JSON logs.")
     topic_partitions: int = Field(8, ge=1, description="Partitions of topics created on start.")
+    link_secret: SecretStr | None = Field(
+        None,
+        description=(
+            "HMAC key of the acknowledge/resolve links: the notifier signs them, the intake accepts them. "
+            "Unset: notifications carry no links and the intake refuses any."
+        ),
+    )
 
 
 class IntakeSettings(CommonSettings):
@@ -76,9 +83,6 @@ class NotifierSettings(CommonSettings):
     notifier_smtp_username: str | None = None
     notifier_smtp_password: SecretStr | None = None
     notifier_smtp_starttls: bool = False
-    notifier_link_secret: SecretStr | None = Field(
-        None, description="HMAC key of the acknowledge/resolve links in notifications; unset: no links."
-    )
     notifier_link_base_url: str = Field("http://127.0.0.1:8081", description="Intake URL the links point at.")
     notifier_link_ttl_hours: float = Field(24.0, gt=0)
     notifier_pagerduty_url: str = Field("https://events.pagerduty.com", description="Events v2 endpoint base.")

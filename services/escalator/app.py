@@ -17,7 +17,6 @@ from services.escalator.core.decide import NEEDS_SNAPSHOT, decide
 from services.escalator.core.heartbeat import incident_dedup_key, watch
 from services.escalator.core.policy import Catalog
 from services.escalator.core.state import Timer
-from services.escalator.key_locks import KeyLocks
 from services.escalator.state_codec import (
     StateCodec,
     StoredIncident,
@@ -30,6 +29,7 @@ from shared import events as ev
 from shared.envelope import Envelope, EnvelopeError, decode, new_envelope
 from shared.ids import derived_uuid7, incident_key, uuid7_unix_ms
 from shared.kafka import Publisher, make_producer
+from shared.key_locks import KeyLocks
 from shared.logging import get_logger
 from shared.settings import EscalatorSettings
 from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS, dead_letter_topic

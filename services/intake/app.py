@@ -25,6 +25,7 @@ from shared.auth import Principal, load_access
 from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, rule_problem
 from shared.ids import incident_key, uuid7
 from shared.kafka import PublishError
+from shared.links import LinkSigner
 from shared.logging import configure_logging, get_logger
 from shared.ratelimit import TokenBuckets
 from shared.settings import IntakeSettings
@@ -81,6 +82,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         link=KafkaLink(settings),
         access=load_access(settings.escalation_config_dir),
         buckets=TokenBuckets(settings.intake_rate_per_second, settings.intake_rate_burst),
+        links=LinkSigner(settings.link_secret.get_secret_value().encode()) if settings.link_secret else None,
     )
     sender = Depends(intake.access.dependency(*SENDERS))
     directory = IncidentDirectory(settings.kafka_bootstrap_servers)

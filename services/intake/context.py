@@ -17,6 +17,7 @@ from shared.auth import AccessList, Principal, Role
 from shared.envelope import Envelope
 from shared.http import problem
 from shared.kafka import PublishError
+from shared.links import LinkSigner
 from shared.logging import get_logger
 from shared.ratelimit import TokenBuckets
 
@@ -38,6 +39,7 @@ class Intake:
     link: KafkaLink
     access: AccessList
     buckets: TokenBuckets
+    links: LinkSigner | None = None  # accepts the notifier's acknowledge/resolve links when set
 
     def service_for(self, principal: Principal, service: str) -> None:
         """An integration key may only report for its own service (403 otherwise)."""

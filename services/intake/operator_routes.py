@@ -1,23 +1,37 @@
 """Operator actions on an incident named by its id: acknowledge, resolve, escalate, snooze, reassign, notes.
 
 Who did it is recorded as the actor: the token holder's name when tokens are configured, otherwise
-the `actor` of the body.
+the `actor` of the body. Acknowledge and resolve also take the signed links of notifications
+(`signed_links.py`): a GET shows a confirmation page, the POST acts as the person the link was sent to.
 """
 
 # No `from __future__ import annotations` (FastAPI reads these signatures).
+import json
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from services.intake.context import Intake
 from services.intake.directory import IncidentDirectory, NotReady
 from services.intake.models import Accepted
+from services.intake.signed_links import (
+    LinkRefused,
+    SignedQuery,
+    confirmation_page,
+    done_page,
+    error_page,
+    link_principal,
+    wants_html,
+)
 from shared import events as ev
 from shared.auth import Principal, Role
 from shared.http import PROBLEM_JSON, problem, rule_problem
+
+RESPONDERS = frozenset({Role.RESPONDER})
 
 
 class ActorBody(BaseModel):
@@ -58,6 +72,16 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid body; names the field.", "content": {PROBLEM_JSON: {}}},
     503: {"description": "Kafka unavailable or incident history still loading.", "content": {PROBLEM_JSON: {}}},
 }
+_LINK_PAGE: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The confirmation page (HTML); it changes nothing.", "content": {"text/html": {}}},
+    403: {"description": "The link was altered or expired.", "content": {PROBLEM_JSON: {}, "text/html": {}}},
+    404: {"description": "No incident with this id was ever opened.", "content": {PROBLEM_JSON: {}, "text/html": {}}},
+    422: {"description": "A query parameter is missing or invalid; names it.", "content": {PROBLEM_JSON: {}}},
+    503: {"description": "Incident history still loading.", "content": {PROBLEM_JSON: {}, "text/html": {}}},
+}
+_EXPIRES = Query(description="Signed link: Unix time the link expires at.")
+_BY = Query(max_length=255, description="Signed link: the person it was sent to, recorded as the actor.")
+_SIG = Query(max_length=128, description="Signed link: hex HMAC-SHA256 over action, incident, expires, by.")
 
 
 def operator_router(intake: Intake, directory: IncidentDirectory) -> APIRouter:
@@ -66,12 +90,9 @@ def operator_router(intake: Intake, directory: IncidentDirectory) -> APIRouter:
     responder = Depends(intake.access.dependency(Role.RESPONDER))
 
     async def act(incident_id: uuid.UUID, who: Principal, action: str, body: ActorBody) -> Response:
-        try:
-            key = directory.key_of(incident_id)
-        except NotReady:
-            return problem(503, "Incident history loading", "retry shortly", headers={"Retry-After": "2"})
-        if key is None:
-            return problem(404, "Unknown incident", f"no incident {incident_id} was opened")
+        key = key_or_problem(incident_id)
+        if isinstance(key, Response):
+            return key
         service, _, dedup = key.partition("/")
         actor = who.name if who.role is not None else body.actor
         type_, model = ev.ACTIONS[action]
@@ -89,19 +110,99 @@ def operator_router(intake: Intake, directory: IncidentDirectory) -> APIRouter:
         accepted = Accepted(event_id=result[0].event_id, incident_key=key, dedup_key=dedup)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
+    def key_or_problem(incident_id: uuid.UUID) -> str | Response:
+        try:
+            key = directory.key_of(incident_id)
+        except NotReady:
+            return problem(503, "Incident history loading", "retry shortly", headers={"Retry-After": "2"})
+        if key is None:
+            return problem(404, "Unknown incident", f"no incident {incident_id} was opened")
+        return key
+
+    async def by_link_or_token(
+        action: str,
+        incident_id: uuid.UUID,
+        request: Request,
+        authorization: str | None,
+        link: SignedQuery,
+        body: ActorBody,
+    ) -> Response:
+        """Acknowledge or resolve for a responder's token, or for a signed link's recipient (HTML for browsers)."""
+        page = link.sig is not None and wants_html(request)
+        try:
+            if link.sig is not None:
+                who = link_principal(intake.links, action, incident_id, link, datetime.now(UTC))
+            else:
+                who = intake.access.authenticate(authorization, RESPONDERS)
+        except LinkRefused as exc:
+            return exc.page() if page else exc.response()
+        response = await act(incident_id, who, action, body)
+        if not page:
+            return response
+        if response.status_code != 202:
+            return error_page(response)
+        return done_page(action, json.loads(bytes(response.body))["incident_key"])
+
+    async def confirm(action: str, incident_id: uuid.UUID, request: Request, link: SignedQuery) -> Response:
+        """The page a signed link opens: checks the link, changes nothing."""
+        try:
+            who = link_principal(intake.links, action, incident_id, link, datetime.now(UTC))
+        except LinkRefused as exc:
+            return exc.page() if wants_html(request) else exc.response()
+        key = key_or_problem(incident_id)
+        if isinstance(key, Response):
+            return error_page(key) if wants_html(request) else key
+        return confirmation_page(action, incident_id, who, key)
+
     @router.post("/acknowledge", status_code=202, response_model=Accepted, responses=_RESPONSES)
     async def acknowledge(
-        incident_id: uuid.UUID, who: Annotated[Principal, responder], body: ActorBody | None = None
+        incident_id: uuid.UUID,
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        expires: Annotated[int | None, _EXPIRES] = None,
+        by: Annotated[str | None, _BY] = None,
+        sig: Annotated[str | None, _SIG] = None,
+        body: ActorBody | None = None,
     ) -> Response:
-        """Stop escalating: somebody is on it."""
-        return await act(incident_id, who, "acknowledge", body or ActorBody())
+        """Stop escalating: somebody is on it. A responder's bearer token, or the query of a signed link."""
+        link = SignedQuery(expires, by, sig)
+        return await by_link_or_token("acknowledge", incident_id, request, authorization, link, body or ActorBody())
 
     @router.post("/resolve", status_code=202, response_model=Accepted, responses=_RESPONSES)
     async def resolve(
-        incident_id: uuid.UUID, who: Annotated[Principal, responder], body: ActorBody | None = None
+        incident_id: uuid.UUID,
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        expires: Annotated[int | None, _EXPIRES] = None,
+        by: Annotated[str | None, _BY] = None,
+        sig: Annotated[str | None, _SIG] = None,
+        body: ActorBody | None = None,
     ) -> Response:
-        """Close the incident and stop every clock."""
-        return await act(incident_id, who, "resolve", body or ActorBody())
+        """Close the incident and stop every clock. A responder's bearer token, or the query of a signed link."""
+        link = SignedQuery(expires, by, sig)
+        return await by_link_or_token("resolve", incident_id, request, authorization, link, body or ActorBody())
+
+    @router.get("/acknowledge", response_class=HTMLResponse, responses=_LINK_PAGE)
+    async def confirm_acknowledge(
+        incident_id: uuid.UUID,
+        request: Request,
+        expires: Annotated[int, Query(description="Unix time the link expires at.")],
+        by: Annotated[str, Query(max_length=255, description="The person the link was sent to.")],
+        sig: Annotated[str, Query(max_length=128, description="Hex HMAC-SHA256 of the link.")],
+    ) -> Response:
+        """Open a signed acknowledge link: a confirmation page whose button acknowledges (a GET changes nothing)."""
+        return await confirm("acknowledge", incident_id, request, SignedQuery(expires, by, sig))
+
+    @router.get("/resolve", response_class=HTMLResponse, responses=_LINK_PAGE)
+    async def confirm_resolve(
+        incident_id: uuid.UUID,
+        request: Request,
+        expires: Annotated[int, Query(description="Unix time the link expires at.")],
+        by: Annotated[str, Query(max_length=255, description="The person the link was sent to.")],
+        sig: Annotated[str, Query(max_length=128, description="Hex HMAC-SHA256 of the link.")],
+    ) -> Response:
+        """Open a signed resolve link: a confirmation page whose button resolves (a GET changes nothing)."""
+        return await confirm("resolve", incident_id, request, SignedQuery(expires, by, sig))
 
     @router.post("/escalate", status_code=202, response_model=Accepted, responses=_RESPONSES)
     async def escalate(

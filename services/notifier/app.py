@@ -6,42 +6,87 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
 from fastapi import FastAPI
 
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import EmailChannel, SmtpSettings
-from services.notifier.channels.links import LinkSigner
 from services.notifier.channels.opsgenie import OpsgenieChannel
 from services.notifier.channels.pagerduty import PagerDutyChannel
 from services.notifier.channels.slack import SlackChannel
 from services.notifier.channels.teams import TeamsChannel
 from services.notifier.channels.templates import Templates
 from services.notifier.channels.webhook import SignedWebhookChannel
+from services.notifier.deferred import DeferredDeliveries
 from services.notifier.delivery import Deliverer, Throttle
 from services.notifier.directory.loader import load_directory
 from services.notifier.ledger import DeliveredLedger
+from services.notifier.pending import Pending
 from shared import events as ev
 from shared.envelope import Envelope, EnvelopeError, decode
 from shared.http import install_problem_handlers, ops_router
 from shared.kafka import Publisher, PublishError, ensure_topics, make_producer
+from shared.links import LinkSigner
 from shared.logging import get_logger
 from shared.settings import NotifierSettings
-from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS, NOTIFICATION_RESULTS, dead_letter_topic
+from shared.topics import (
+    ESCALATION_EVENTS,
+    INCIDENT_COMMANDS,
+    NOTIFICATION_PENDING,
+    NOTIFICATION_RESULTS,
+    dead_letter_topic,
+)
 
 log = get_logger("notifier")
 GROUP = "notifier"
 BATCH = 500  # escalation events read, delivered concurrently and committed together
+POLL_SECONDS = 0.2  # longest wait for records when no waiting delivery is due sooner
 CONNECTIONS = 100  # pooled HTTP connections, all kept alive (httpx keeps 20 by default)
 
 
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Hands pending partitions over: attempts in flight finish and their offsets are committed first."""
+
+    def __init__(self, worker: NotifierWorker) -> None:
+        self._worker = worker
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        parts = [tp.partition for tp in revoked if tp.topic == NOTIFICATION_PENDING]
+        if not parts:
+            return
+        deferred = self._worker.deferred
+        await deferred.revoke_wait(parts)
+        offsets = {tp: meta for tp, meta in deferred.offsets_to_commit().items() if tp.partition in parts}
+        if offsets:
+            try:
+                await self._worker.consumer.commit(offsets)
+            except KafkaError:
+                log.warning("pending offsets not committed on hand-over; the next owner re-reads them")
+        deferred.forget(parts)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        pending = [tp for tp in assigned if tp.topic == NOTIFICATION_PENDING]
+        if not pending:
+            return
+        ends = await self._worker.consumer.end_offsets(pending)
+        for tp in pending:
+            self._worker.deferred.assign(tp.partition, ends[tp])
+        log.info("pending partitions assigned", partitions=sorted(tp.partition for tp in pending))
+
+
 class NotifierWorker:
-    """Consume-deliver-commit loop: offsets are committed only after the deliveries finished."""
+    """Consume-deliver-commit loop: offsets are committed only after the deliveries finished.
+
+    One consumer reads escalation events and the notifier's own waiting deliveries
+    (`deferred.py`); first attempts happen in the loop, later ones (delays, retries) when due.
+    """
 
     def __init__(self, settings: NotifierSettings) -> None:
         self.settings = settings
@@ -52,24 +97,26 @@ class NotifierWorker:
     async def start(self) -> None:
         """Create topics, connect, and start the loop (clients need the running event loop)."""
         settings = self.settings
-        await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
+        await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions, extra=[NOTIFICATION_PENDING])
         self.publisher = Publisher.owning(lambda: make_producer(settings.kafka_bootstrap_servers, "notifier"))
         self.consumer = AIOKafkaConsumer(
-            ESCALATION_EVENTS,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=GROUP,
             client_id="notifier",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            # Partition n of both topics to the same notifier: every attempt of a notification in one process.
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
+        self.consumer.subscribe([ESCALATION_EVENTS, NOTIFICATION_PENDING], listener=_Rebalance(self))
         limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), limits=limits)
         self.ledger = DeliveredLedger(settings.kafka_bootstrap_servers)
         links = None
-        if settings.notifier_link_secret is not None:
+        if settings.link_secret is not None:
             links = LinkSigner(
-                settings.notifier_link_secret.get_secret_value().encode(),
+                settings.link_secret.get_secret_value().encode(),
                 settings.notifier_link_base_url,
                 timedelta(hours=settings.notifier_link_ttl_hours),
             )
@@ -85,7 +132,9 @@ class NotifierWorker:
             ledger=self.ledger,
             backoff_max=settings.notifier_backoff_max_seconds,
             throttle=Throttle(settings.notifier_channel_rate_per_second, settings.notifier_target_rate_per_second),
+            defer=self._defer,
         )
+        self.deferred = DeferredDeliveries(self.publisher, self.deliverer.attempt)
         await self.publisher.start()
         await self.consumer.start()
         self.ledger.start()
@@ -98,20 +147,32 @@ class NotifierWorker:
     async def _escalate(self, command: Envelope) -> None:
         await self.publisher.publish(INCIDENT_COMMANDS, command)
 
+    async def _defer(self, record: Pending) -> None:
+        await self.deferred.write(record)
+
     async def _park(self, failed: Envelope) -> None:
         """A delivery that exhausted its retries: its last failed result, with the reason, is dead-lettered."""
         await self.publisher.publish(dead_letter_topic(GROUP), failed)
 
     async def stop(self) -> None:
-        """Finish the batch in hand, commit it, and close (graceful SIGTERM)."""
+        """Finish the batch and the attempts in hand, commit them, and close (graceful SIGTERM)."""
         self._stopping.set()
         if self._task is not None:
             await self._task
+        await self.deferred.drain()
+        with contextlib.suppress(KafkaError):
+            await self._commit({})
         await self.consumer.stop()
         await self.ledger.stop()
         await self.publisher.stop()
         await self.http.aclose()
         self.running = False
+
+    async def _commit(self, events: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        offsets = {**events, **self.deferred.offsets_to_commit()}
+        if offsets:
+            await self.consumer.commit(offsets)
+            self.deferred.committed(offsets)
 
     async def _run(self) -> None:
         # Nothing is sent before the ledger knows what was delivered before (a restart's redeliveries).
@@ -120,30 +181,61 @@ class NotifierWorker:
                 await asyncio.wait_for(self.ledger.ready.wait(), timeout=0.5)
         while not self._stopping.is_set():
             try:
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=BATCH)
-                # The batch's steps are delivered concurrently (one slow or failing receiver does not
-                # hold up the others), then its offsets are committed together.
-                results = await asyncio.gather(
-                    *(
-                        self._handle(record.topic, record.partition, record.offset, record.key, record.value)
-                        for records in batches.values()
-                        for record in records
-                    ),
-                    return_exceptions=True,
-                )
-                failure = next((r for r in results if isinstance(r, BaseException)), None)
-                if failure is not None:
-                    raise failure
-                if batches:
-                    await self.consumer.commit()
+                wait = self.deferred.seconds_to_next(datetime.now(UTC), POLL_SECONDS)
+                batches = await self.consumer.getmany(timeout_ms=int(wait * 1000), max_records=BATCH)
+                events: dict[TopicPartition, OffsetAndMetadata] = {}
+                work: list[ConsumerRecord[bytes, bytes]] = []
+                for tp, records in batches.items():
+                    if tp.topic == NOTIFICATION_PENDING:
+                        for record in records:
+                            await self._take_pending(record)
+                    else:
+                        work.extend(records)
+                        events[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+                await self._handle_all(work)
+                for partition in self.deferred.holding.unknown_positions():
+                    tp = TopicPartition(NOTIFICATION_PENDING, partition)
+                    self.deferred.holding.advance(partition, await self.consumer.position(tp))
+                self.deferred.fire(datetime.now(UTC))
+                await self._commit(events)
             except (KafkaError, PublishError):
-                # Nothing of this batch is committed: go back and redo it (receivers dedupe by key).
+                # The events of this batch are not committed: go back and redo them (the ledger and
+                # the idempotency keys keep it to one page); pending records read twice are ignored.
                 log.exception("notifier loop step failed", loop="notifier")
                 await asyncio.sleep(1.0)
                 try:
                     await self.consumer.seek_to_committed()
                 except KafkaError:
                     log.exception("seek to committed offsets failed", loop="notifier")
+
+    async def _handle_all(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Handle a batch: one incident's events in their order, different incidents concurrently."""
+        by_key: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = {}
+        for record in records:
+            by_key.setdefault(record.key, []).append(record)
+
+        async def in_order(group: list[ConsumerRecord[bytes, bytes]]) -> None:
+            for r in group:
+                await self._handle(r.topic, r.partition, r.offset, r.key, r.value)
+
+        results = await asyncio.gather(*(in_order(g) for g in by_key.values()), return_exceptions=True)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure
+
+    async def _take_pending(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        error = self.deferred.take(record.partition, record.offset, record.value)
+        if error is not None:
+            log.warning("unreadable pending delivery dead-lettered", reason=str(error), offset=record.offset)
+            await self.publisher.dead_letter(
+                GROUP,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                reason=str(error),
+            )
 
     async def _handle(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         try:
@@ -157,7 +249,7 @@ class NotifierWorker:
         if env.type == ev.ESCALATION_STEP_REACHED:
             await self.deliverer.deliver_step(env)
         elif env.type in (ev.INCIDENT_ACKNOWLEDGED, ev.INCIDENT_RESOLVED):
-            self.deliverer.settle(env.incident_id)
+            await self.deliverer.settle(env)
 
 
 def build_channels(settings: NotifierSettings, http: httpx.AsyncClient, templates: Templates) -> dict[str, Channel]:

@@ -7,20 +7,22 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
 
 from services.notifier.channels.base import Channel, notification_of
-from services.notifier.channels.links import LinkSigner
 from services.notifier.directory.model import Directory
 from services.notifier.ledger import DeliveredLedger
 from services.notifier.outcome import DeliveryOutcome
-from services.notifier.routing import Plan, Send, Unreached, plan_step
+from services.notifier.pending import Pending, PendingSend, Settled
+from services.notifier.routing import Plan, Unreached, plan_step
 from shared import events as ev
 from shared.envelope import Envelope, new_envelope
 from shared.ids import derived_id, derived_uuid7, uuid7_unix_ms
+from shared.key_locks import KeyLocks
+from shared.links import LinkSigner
 from shared.logging import get_logger
 from shared.ratelimit import TokenBuckets
 
@@ -29,8 +31,10 @@ log = get_logger("notifier")
 ATTEMPTS = Counter("notifier_attempts_total", "Delivery attempts, by channel and outcome", ["channel", "outcome"])
 THROTTLED = Counter("notifier_throttled_total", "Sends held back by a channel or address rate limit", ["channel"])
 SKIPPED = Counter("notifier_already_delivered_total", "Notifications not sent again: their key was delivered before")
+DEFERRED = Counter("notifier_deferred_total", "Deliveries written to wait for a delay or a retry", ["why"])
 
 Report = Callable[[Envelope], Awaitable[None]]
+Defer = Callable[[Pending], Awaitable[None]]
 
 
 def idempotency_key(step_id: object, target: ev.Target, channel: str) -> str:
@@ -86,7 +90,12 @@ def reached_at(env: Envelope, step: ev.EscalationStepReached) -> datetime:
 
 class Deliverer:
     """Plans each step's deliveries (directory, on-call, notification rules), sends them through
-    their channels with retries (exponential backoff, jitter), and reports every attempt."""
+    their channels, and reports every attempt.
+
+    A delivery that must wait (a rule's delay, the backoff before a retry) is handed to `defer`:
+    the notifier writes it to `notifications.pending` and attempts it when due (crash-safe, and a
+    failing receiver holds up nobody else). Without `defer` it waits in a task of this process.
+    """
 
     def __init__(
         self,
@@ -102,6 +111,7 @@ class Deliverer:
         ledger: DeliveredLedger | None = None,
         backoff_max: float = 30.0,
         throttle: Throttle | None = None,
+        defer: Defer | None = None,
     ) -> None:
         self._throttle = throttle
         self._channels = dict(channels)
@@ -114,37 +124,61 @@ class Deliverer:
         self._links = links
         self._max_attempts = max_attempts
         self._backoff_base = backoff_base
+        self._defer = defer
+        self._keys = KeyLocks()  # one attempt of a notification at a time: the ledger decides the next
         self._later: dict[uuid.UUID, set[asyncio.Task[None]]] = {}
 
     async def deliver_step(self, env: Envelope) -> None:
-        """Deliver an `escalation.step_reached` event: now-due sends concurrently, delayed ones later."""
+        """Deliver an `escalation.step_reached` event: now-due sends concurrently, delayed ones deferred."""
         step = env.payload_as(ev.EscalationStepReached)
-        plan = plan_step(self._directory, step, reached_at(env, step))
+        at = reached_at(env, step)
+        plan = plan_step(self._directory, step, at)
         for miss in plan.unreached:
             await self._report_unreached(env, step, miss)
         if plan.nobody:
             await self._escalate_past(env, step, plan)
-        await asyncio.gather(*(self._deliver(env, step, s) for s in plan.sends if not s.delay))
+        # The waits are written first: once a first attempt is reported, its step's waits are in Kafka.
         for send in (s for s in plan.sends if s.delay):
-            self._schedule(env, step, send)
+            await self._wait(PendingSend(env, send, 1, at + send.delay), "delay")
+        await asyncio.gather(*(self.attempt(PendingSend(env, s, 1, at)) for s in plan.sends if not s.delay))
 
-    def settle(self, incident_id: uuid.UUID | None) -> None:
-        """The incident was acknowledged or resolved: drop its notifications still waiting on a delay."""
-        for task in self._later.pop(incident_id, set()) if incident_id is not None else ():
+    async def settle(self, env: Envelope) -> None:
+        """The incident of `env` was acknowledged or resolved: its deliveries still waiting are dropped."""
+        if env.incident_id is None:
+            return
+        for task in self._later.pop(env.incident_id, set()):
             task.cancel()
+        if self._defer is not None:
+            await self._defer(Settled(env.incident_id, env.incident_key, env.occurred_at))
 
-    def _schedule(self, env: Envelope, step: ev.EscalationStepReached, send: Send) -> None:
-        async def later() -> None:
-            wait = (reached_at(env, step) + send.delay - datetime.now(UTC)).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(wait)  # a notification rule's delay, cancelled by settle()
-            await self._deliver(env, step, send)
+    async def attempt(self, item: PendingSend) -> None:
+        """Attempt a delivery; a retryable failure defers the next attempt (without `defer`: retries here)."""
+        retry = await self._attempt_once(item)
+        while retry is not None:
+            DEFERRED.labels("retry").inc()
+            if self._defer is not None:
+                await self._defer(retry)
+                return
+            await asyncio.sleep(max(0.0, (retry.not_before - datetime.now(UTC)).total_seconds()))
+            retry = await self._attempt_once(retry)
 
-        task = asyncio.create_task(later(), name=f"notify-later-{send.recipient}")
-        if env.incident_id is not None:
-            pending = self._later.setdefault(env.incident_id, set())
+    async def _wait(self, item: PendingSend, why: str) -> None:
+        """A delivery that waits for its rule's delay: deferred, or a task here that settle() cancels."""
+        DEFERRED.labels(why).inc()
+        if self._defer is not None:
+            await self._defer(item)
+            return
+        task = asyncio.create_task(self._in_process(item), name=f"notify-later-{item.send.recipient}")
+        if item.incident_id is not None:
+            pending = self._later.setdefault(item.incident_id, set())
             pending.add(task)
             task.add_done_callback(pending.discard)
+
+    async def _in_process(self, item: PendingSend) -> None:
+        wait = (item.not_before - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)  # a rule's delay or a backoff; cancelled by settle()
+        await self.attempt(item)
 
     async def _report_unreached(self, env: Envelope, step: ev.EscalationStepReached, miss: Unreached) -> None:
         ATTEMPTS.labels("directory", "unreached").inc()
@@ -196,52 +230,59 @@ class Deliverer:
             cause=env,
         )
 
-    async def _deliver(self, env: Envelope, step: ev.EscalationStepReached, send: Send) -> None:
-        key = send.idempotency_key(step.step_id)
+    async def _attempt_once(self, item: PendingSend) -> PendingSend | None:
+        """One attempt and its reported outcome; the next attempt when this one may be retried."""
+        key = item.key
+        async with self._keys.hold(key):
+            return await self._attempt_held(item, key)
+
+    async def _attempt_held(self, item: PendingSend, key: str) -> PendingSend | None:
+        env, send, attempt = item.step, item.send, item.attempt
+        step = env.payload_as(ev.EscalationStepReached)
         if self._ledger is not None and key in self._ledger:
             SKIPPED.inc()
             log.info("already delivered; not sent again", idempotency_key=key, incident_id=str(env.incident_id))
-            return
-        note = notification_of(env, step, send.target, key, self._links)
+            return None
+        note = notification_of(env, step, send.target, key, self._links, recipient=send.recipient)
         channel = self._channels.get(send.channel)
-        for attempt in range(1, self._max_attempts + 1):
-            if channel is None:
-                outcome = DeliveryOutcome(False, False, error=f"no {send.channel} channel is configured")
-            else:
-                if self._throttle is not None:
-                    await self._throttle.turn(send.channel, send.address)
-                outcome = await channel.send(send.address, note)
-            final = outcome.delivered or not outcome.retryable or attempt == self._max_attempts
-            ATTEMPTS.labels(send.channel, "delivered" if outcome.delivered else "failed").inc()
-            result = ev.NotificationResult(
-                step_id=step.step_id,
-                idempotency_key=uuid.UUID(key),
-                channel=send.channel,
-                target=send.target,
-                attempt=attempt,
-                status_code=outcome.status_code,
-                error=outcome.error,
-                final=final,
-            )
-            kind = ev.NOTIFICATION_DELIVERED if outcome.delivered else ev.NOTIFICATION_FAILED
-            if outcome.delivered and self._ledger is not None:
-                self._ledger.add(key)
-            reported = self._result_envelope(env, kind, result)
-            await self._report(reported)
-            if final and not outcome.delivered and outcome.retryable and self._exhausted is not None:
-                await self._exhausted(reported)  # retries exhausted: parked with the reason
-            log.info(
-                "delivery attempt",
-                outcome=kind,
-                channel=send.channel,
-                recipient=send.recipient,
-                attempt=attempt,
-                incident_id=str(env.incident_id),
-                event_id=str(env.event_id),
-                step_id=str(step.step_id),
-                status_code=outcome.status_code,
-            )
-            if final:
-                return
-            delay = min(self._backoff_base * (2 ** (attempt - 1)), self._backoff_max)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not crypto
+        if channel is None:
+            outcome = DeliveryOutcome(False, False, error=f"no {send.channel} channel is configured")
+        else:
+            if self._throttle is not None:
+                await self._throttle.turn(send.channel, send.address)
+            outcome = await channel.send(send.address, note)
+        final = outcome.delivered or not outcome.retryable or attempt >= self._max_attempts
+        ATTEMPTS.labels(send.channel, "delivered" if outcome.delivered else "failed").inc()
+        result = ev.NotificationResult(
+            step_id=step.step_id,
+            idempotency_key=uuid.UUID(key),
+            channel=send.channel,
+            target=send.target,
+            attempt=attempt,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            final=final,
+        )
+        kind = ev.NOTIFICATION_DELIVERED if outcome.delivered else ev.NOTIFICATION_FAILED
+        if outcome.delivered and self._ledger is not None:
+            self._ledger.add(key)
+        reported = self._result_envelope(env, kind, result)
+        await self._report(reported)
+        if final and not outcome.delivered and outcome.retryable and self._exhausted is not None:
+            await self._exhausted(reported)  # retries exhausted: parked with the reason
+        log.info(
+            "delivery attempt",
+            outcome=kind,
+            channel=send.channel,
+            recipient=send.recipient,
+            attempt=attempt,
+            incident_id=str(env.incident_id),
+            event_id=str(env.event_id),
+            step_id=str(step.step_id),
+            status_code=outcome.status_code,
+        )
+        if final:
+            return None
+        delay = min(self._backoff_base * (2 ** (attempt - 1)), self._backoff_max)
+        jittered = delay * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not crypto
+        return item.retry(datetime.now(UTC) + timedelta(seconds=jittered))

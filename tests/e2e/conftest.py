@@ -21,6 +21,35 @@ ESCALATION_DELAY = 3.0
 # A heartbeat monitor of the stack, on a service of its own (no policy: its incidents page nobody).
 HEARTBEAT = "e2e-heartbeat"
 HEARTBEAT_INTERVAL = 2.0
+# The people services: level 1 at once to a user paged by webhook now and by a second webhook
+# PAGER_DELAY later (a notification rule's delay), and a service whose only receiver is down.
+PAGER_DELAY = 8.0
+PEOPLE = """
+services:
+  {service}-people:
+    escalation_policy: page-the-pager
+  {service}-dead:
+    escalation_policy: page-the-dead
+policies:
+  page-the-pager:
+    levels:
+      - name: on call
+        delay: 0s
+        targets: [{{type: user, id: e2e-pager}}]
+  page-the-dead:
+    levels:
+      - name: nobody home
+        delay: 0s
+        targets: [{{type: webhook, name: dead, url: "{dead}"}}]
+users:
+  e2e-pager:
+    contact_methods:
+      - {{type: webhook, address: "{now}", name: now}}
+      - {{type: webhook, address: "{later}", name: later}}
+    notification_rules:
+      - {{urgency: high, contact: now}}
+      - {{urgency: high, contact: later, delay: {delay}s}}
+"""
 
 
 @dataclass
@@ -67,6 +96,15 @@ def stack(receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -
     (config / "heartbeats.yaml").write_text(
         f"heartbeats:\n  {HEARTBEAT}:\n    service: e2e-{run}-heartbeat\n    interval: {HEARTBEAT_INTERVAL}s\n"
     )
+    (config / "people.yaml").write_text(
+        PEOPLE.format(
+            service=f"e2e-{run}",
+            now=receiver.url("pager/now"),
+            later=receiver.url("pager/later"),
+            dead=f"http://127.0.0.1:{free_port()}/nobody-listens",
+            delay=PAGER_DELAY,
+        )
+    )
     env = dict(os.environ)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=kafka,
@@ -77,6 +115,8 @@ def stack(receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -
     )
     for name in processes.SERVICES:
         env[processes.PORT_VARS[name]] = str(free_port())
+    # Notifications carry signed acknowledge/resolve links to this intake.
+    env.update(LINK_SECRET=f"e2e-links-{run}", NOTIFIER_LINK_BASE_URL=f"http://127.0.0.1:{env['INTAKE_PORT']}")
     handle = Stack(state_dir=root, env=env, service=f"e2e-{run}", receiver=receiver)
     try:
         for name in processes.SERVICES:

@@ -62,6 +62,39 @@ async def test_unacknowledged_trigger_escalates_exactly_once(stack: Stack, http:
     assert types[-1] == "incident.resolved"
 
 
+async def test_the_notifications_acknowledge_link_acknowledges_as_the_target(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    """The link in a delivered notification: opened (a page, nothing changes), then its button pressed."""
+    dedup = f"link-{uuid.uuid4().hex[:6]}"
+    trig = await _send(http, stack, "trigger", dedup, summary="Queue stuck", severity="critical")
+    incident_id = trig["event_id"]
+
+    async def delivered() -> dict[str, Any] | None:
+        hooks = _hooks_for(stack, incident_id)
+        return hooks[0] if hooks else None
+
+    hook = await eventually(delivered, 60, "the notification at the receiver")
+    link = hook["links"]["acknowledge"]
+    assert link.startswith(f"{stack.url('intake')}/v1/incidents/{incident_id}/acknowledge?")
+    html = {"Accept": "text/html"}
+    for _ in range(2):  # a mail scanner and then the person open it: pages only
+        page = await http.get(link, headers=html)
+        assert page.status_code == 200
+        assert '<form method="post">' in page.text
+
+    pressed = await http.post(link, headers=html)
+    assert pressed.status_code == 202
+    await _send(http, stack, "resolve", dedup, actor="alice")
+    entries = await eventually(
+        lambda: _entries_with(http, stack, incident_id, "incident.resolved"), 60, "the resolve in the timeline"
+    )
+    acks = [e for e in entries if e["type"] == "incident.acknowledge"]
+    assert len(acks) == 1  # the button's; the two GETs sent nothing (they would be ordered before it)
+    assert acks[0]["actor"] == "infrastructure (signed link)"
+    assert [e["type"] for e in entries].count("incident.acknowledged") == 1
+
+
 async def test_acknowledged_in_time_does_not_escalate(stack: Stack, http: httpx.AsyncClient) -> None:
     dedup = f"api-5xx-{uuid.uuid4().hex[:6]}"
     trig = await _send(http, stack, "trigger", dedup, summary="API 5xx rate 30%")

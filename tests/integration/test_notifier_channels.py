@@ -161,11 +161,11 @@ def _email_channel(port: int, **settings: Any) -> EmailChannel:
     return EmailChannel(SmtpSettings("127.0.0.1", port, "escalation@notify.example.com", **settings), Templates())
 
 
-def _parts_of(link: str) -> tuple[str, str, int, str]:
+def _parts_of(link: str) -> tuple[str, str, int, str, str]:
     split = urlsplit(link)
     _, incident, action = split.path.rsplit("/", 2)
     query = parse_qs(split.query)
-    return action, incident, int(query["expires"][0]), query["sig"][0]
+    return action, incident, int(query["expires"][0]), query["by"][0], query["sig"][0]
 
 
 # --- generic webhook: signature ----------------------------------------------------------------------
@@ -365,9 +365,9 @@ async def test_email_arrives_with_the_incident_and_a_signed_ack_link(smtp: tuple
     assert "Disk &lt;b&gt;95%&lt;/b&gt; full on db1" in html
     assert note.ack_url is not None
     assert f"Acknowledge: {note.ack_url}" in text
-    action, incident, expires, sig = _parts_of(note.ack_url)
+    action, incident, expires, by, sig = _parts_of(note.ack_url)
     assert (action, incident) == ("acknowledge", str(INCIDENT))
-    assert LINKS.verify(action, incident, expires, sig, datetime.now(UTC))
+    assert LINKS.verify(action, incident, expires, by, sig, datetime.now(UTC))
 
 
 async def test_message_id_is_stable_per_idempotency_key(smtp: tuple[Mailbox, int]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.escalator.key_locks import KeyLocks
+from shared.key_locks import KeyLocks
 
 
 async def test_same_key_runs_in_arrival_order_and_others_pass() -> None:

@@ -62,8 +62,19 @@ def _strings(value: Any) -> str:
 def test_notification_carries_the_step_and_signed_links() -> None:
     note = _note()
     assert (note.level, note.level_name, note.severity, note.priority) == (2, "infrastructure", "critical", "P1")
-    assert note.ack_url == LINKS.link("acknowledge", "0190f3a2-0000-7000-8000-00000000bbbb", AT)
-    assert note.resolve_url == LINKS.link("resolve", "0190f3a2-0000-7000-8000-00000000bbbb", AT)
+    # Signed for the target itself: an endpoint has no person behind it.
+    assert note.ack_url == LINKS.link("acknowledge", "0190f3a2-0000-7000-8000-00000000bbbb", AT, "infrastructure")
+    assert note.resolve_url == LINKS.link("resolve", "0190f3a2-0000-7000-8000-00000000bbbb", AT, "infrastructure")
+
+
+def test_links_are_signed_for_the_person_paged() -> None:
+    step = _step()
+    incident = uuid.uuid4()
+    env = new_envelope(ev.ESCALATION_STEP_REACHED, step, incident_key="k/k", occurred_at=AT, incident_id=incident)
+    team = ev.Target(type="team", id="infrastructure")
+    note = notification_of(env, step, team, "key", LINKS, recipient="alice")
+    assert note.ack_url == LINKS.link("acknowledge", incident, AT, "alice")
+    assert "by=alice" in (note.resolve_url or "")
 
 
 def test_no_links_without_a_signer() -> None:

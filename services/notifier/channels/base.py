@@ -9,10 +9,10 @@ from typing import Protocol
 
 import httpx
 
-from services.notifier.channels.links import LinkSigner
 from services.notifier.outcome import DeliveryOutcome
 from shared.envelope import Envelope
 from shared.events import EscalationStepReached, Severity, Target
+from shared.links import LinkSigner
 
 RETRYABLE_HTTP = frozenset({408, 425, 429})
 """4xx statuses that mean "later", not "never"; every 5xx is retryable too."""
@@ -64,15 +64,19 @@ def notification_of(
     links: LinkSigner | None,
     *,
     sla_state: str | None = None,
+    recipient: str | None = None,
 ) -> Notification:
     """Return the notification of one step for one target; links expire `ttl` after the step.
 
-    Links are derived from the step's instant, not the clock, so every retry sends the same message.
+    Links are derived from the step's instant, not the clock, so every retry sends the same message;
+    they are signed for the recipient (the person paged; the target itself for endpoints), whom the
+    intake records as the one who acted.
     """
     ack_url = resolve_url = None
     if links is not None and env.incident_id is not None:
-        ack_url = links.link("acknowledge", env.incident_id, env.occurred_at)
-        resolve_url = links.link("resolve", env.incident_id, env.occurred_at)
+        by = recipient or target.label
+        ack_url = links.link("acknowledge", env.incident_id, env.occurred_at, by)
+        resolve_url = links.link("resolve", env.incident_id, env.occurred_at, by)
     return Notification(
         event_id=env.event_id,
         event_type=env.type,
