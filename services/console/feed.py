@@ -79,6 +79,7 @@ class ChangeFeed:
                 await self._task
 
     async def _run(self) -> None:
+        first = True
         while True:
             conn: asyncpg.Connection | None = None
             try:
@@ -87,8 +88,9 @@ class ChangeFeed:
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self.listening.set()
-                # Whatever changed while no connection listened: every stream reloads.
-                self._on_notify(None, 0, CHANNEL, EVERYTHING)
+                if not first:  # whatever changed while no connection listened: every stream reloads
+                    self._on_notify(None, 0, CHANNEL, EVERYTHING)
+                first = False
                 await lost.wait()
                 log.warning("console change feed lost its connection; reconnecting", loop="console-feed")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
