@@ -149,6 +149,15 @@ async def steps(pool: asyncpg.Pool) -> dict[str, set[str]]:
     return out
 
 
+async def caused(pool: asyncpg.Pool) -> frozenset[str]:
+    """Ids of the commands the escalator emitted events for (their causation ids)."""
+    rows = await pool.fetch(
+        "SELECT DISTINCT causation_id::text FROM audit_log"
+        " WHERE topic = 'escalations.events' AND causation_id IS NOT NULL"
+    )
+    return frozenset(r[0] for r in rows)
+
+
 async def total_rows(pool: asyncpg.Pool) -> int:
     """Rows in the audit log."""
     count: int = await pool.fetchval("SELECT count(*) FROM audit_log")

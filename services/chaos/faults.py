@@ -118,7 +118,7 @@ async def run_schedule(faults: list[Fault], start_in: float, gap: float, log: Fa
         if n:
             await asyncio.sleep(gap)  # steady load between faults
         began = time.time()
-        print(f"  fault: {fault.name} ...", flush=True)
+        print(f"  fault: {fault.name} ... ({time.strftime('%H:%M:%S', time.gmtime(began))} UTC)", flush=True)
         try:
             await fault.apply()
         except Exception as exc:

@@ -13,6 +13,9 @@
   after a notifier was killed between the receiver's answer and the result's write: no sender can
   know what a receiver took while the sender was dying (see tests/e2e/test_notifier_crash.py).
   Such resends are counted and shown; any other second POST is a violation;
+- commands: every trigger in incidents.commands was applied by the escalator (an event caused by it:
+  opened, deduplicated or reopened), and every incident that got an acknowledge or resolve has an
+  event caused by one of them: a command in the log that the escalator skipped is lost;
 - chain: `escalation audit verify` over the whole log says OK.
 """
 
@@ -79,9 +82,12 @@ class Fate:
     due: bool  # nobody acknowledged or resolved it before its deadline
     fired: bool  # a timer.fired for it is in the log
     raced: bool = False  # settled before its deadline, but that command reached Kafka after the timer fired
+    settle_applied: bool | None = None  # None: never acknowledged or resolved
 
 
-def fates(commands: Sequence[Command], opened: Sequence[Opened], delay: float) -> list[Fate]:
+def fates(
+    commands: Sequence[Command], opened: Sequence[Opened], delay: float, caused: frozenset[str] = frozenset()
+) -> list[Fate]:
     """Each opened incident's fate: its commands are those of its key from its opening trigger
     up to the next opening trigger of the same key (a key resolved and triggered again opens anew)."""
     by_key: dict[str, list[Command]] = defaultdict(list)
@@ -108,7 +114,9 @@ def fates(commands: Sequence[Command], opened: Sequence[Opened], delay: float) -
             early = [i for i, c in enumerate(mine) if c.type in SETTLES and c.occurred_at < deadline]
             fired = [i for i, c in enumerate(mine) if c.type == TIMER_FIRED]
             raced = bool(early) and bool(fired) and fired[0] < early[0]
-            result.append(Fate(inc.incident_id, due=not early, fired=bool(fired), raced=raced))
+            settles = [c for c in mine if c.type in SETTLES]
+            applied = any(c.event_id in caused for c in settles) if settles else None
+            result.append(Fate(inc.incident_id, not early, bool(fired), raced, applied))
     return result
 
 
@@ -134,6 +142,26 @@ def escalations_emitted(fates_: Sequence[Fate], stepped: Iterable[str]) -> Check
         "raced_escalated": sum(1 for f in raced if f.incident_id in with_step),
     }
     return Check("every due escalation emitted", not missing and not unwanted, counts, problems)
+
+
+def commands_applied(commands: Sequence[Command], fates_: Sequence[Fate], caused: frozenset[str]) -> Check:
+    """Every trigger caused an event; every settled incident has an event caused by one of its settles."""
+    triggers = [c for c in commands if c.type == TRIGGER]
+    skipped = [c for c in triggers if c.event_id not in caused]
+    settled = [f for f in fates_ if f.settle_applied is not None]
+    lost = [f for f in settled if not f.settle_applied]
+    problems = [
+        f"trigger {c.event_id} ({c.incident_key}, partition {c.partition} offset {c.offset}) never applied"
+        for c in skipped[:10]
+    ]
+    problems += [f"incident {f.incident_id}: its acknowledge/resolve was never applied" for f in lost[:10]]
+    counts = {
+        "triggers": len(triggers),
+        "triggers_lost": len(skipped),
+        "settled": len(settled),
+        "settles_lost": len(lost),
+    }
+    return Check("every command applied by the escalator", not skipped and not lost, counts, problems)
 
 
 def deliveries_once(

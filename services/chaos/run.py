@@ -205,7 +205,10 @@ async def run(opts: Options, stack: LocalStack, echo: Any = print) -> Result:
             incidents_started=record.incidents,
             accepted_by_action=dict(sorted(_count(record.accepted.values()).items())),
             receiver_refused=receiver.refused,
-            faults=[{"fault": n, "seconds": round(e - b, 1)} for n, b, e in log.spans],
+            faults=[
+                {"fault": n, "at": time.strftime("%H:%M:%S", time.gmtime(b)), "seconds": round(e - b, 1)}
+                for n, b, e in log.spans
+            ],
             unexpected_exits=list(cluster.unexpected_exits),
         )
         if not caught_up:
@@ -229,11 +232,14 @@ async def _checks(
 ) -> list[inv.Check]:
     audited = await collect.audited_counts(pool, list(accepted))
     steps_of = await collect.steps(pool)
-    fates = inv.fates(await collect.commands(pool), await collect.opened(pool), delay)
+    commands = await collect.commands(pool)
+    caused = await collect.caused(pool)
+    fates = inv.fates(commands, await collect.opened(pool), delay, caused)
     all_steps = {s for steps in steps_of.values() for s in steps}
     return [
         inv.accepted_once(accepted, audited),
         inv.escalations_emitted(fates, steps_of),
+        inv.commands_applied(commands, fates, caused),
         inv.deliveries_once(all_steps, receiver.accepted, receiver.step_of, receiver.arrivals, log.notifier_kills),
         await collect.verify_chain(pool, stack.signing_key()),
     ]

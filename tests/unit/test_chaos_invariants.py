@@ -155,3 +155,32 @@ def test_a_step_never_received_or_under_two_keys_fails() -> None:
     assert not check.ok
     assert check.counts["missing"] == 1
     assert any("2 keys" in p for p in check.problems)
+
+
+def test_every_trigger_and_settle_applied_passes() -> None:
+    commands = [
+        cmd("t1", inv.TRIGGER, "s/k1", 1, at=99.9),
+        cmd("t1b", inv.TRIGGER, "s/k1", 2, at=100.1),  # a duplicate: deduplicated, caused by t1b
+        cmd("r1", "incident.resolve", "s/k1", 3, at=100.5),
+    ]
+    caused = frozenset({"t1", "t1b", "r1"})
+    fates = inv.fates(commands, [opened()], DELAY, caused)
+    check = inv.commands_applied(commands, fates, caused)
+    assert check.ok
+    assert check.counts == {"triggers": 2, "triggers_lost": 0, "settled": 1, "settles_lost": 0}
+
+
+def test_a_resolve_in_the_log_the_escalator_never_applied_is_lost() -> None:
+    commands = [cmd("t1", inv.TRIGGER, "s/k1", 1, at=99.9), cmd("r1", "incident.resolve", "s/k1", 3, at=100.5)]
+    caused = frozenset({"t1"})
+    fates = inv.fates(commands, [opened()], DELAY, caused)
+    check = inv.commands_applied(commands, fates, caused)
+    assert not check.ok
+    assert check.counts["settles_lost"] == 1
+
+
+def test_a_trigger_that_caused_nothing_is_lost() -> None:
+    commands = [cmd("t1", inv.TRIGGER, "s/k1", 1, at=99.9), cmd("t2", inv.TRIGGER, "s/k2", 2, at=99.9)]
+    check = inv.commands_applied(commands, [], frozenset({"t1"}))
+    assert not check.ok
+    assert check.counts["triggers_lost"] == 1
