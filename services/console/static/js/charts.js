@@ -20,7 +20,10 @@ export function lineChart(series, {label, yFormat = duration, width = 640, heigh
   const xs = series.flatMap((x) => x.points.map((p) => p.x.getTime()));
   const ys = series.flatMap((x) => x.points.map((p) => p.y)).filter((y) => y !== null && y !== undefined);
   const svg = s("svg", {viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label}, s("title", {}, label));
-  if (!xs.length) return svg;
+  if (!ys.length) {
+    svg.append(s("text", {x: width / 2, y: height / 2, "text-anchor": "middle"}, "No acknowledged or resolved incident in this range"));
+    return svg;
+  }
   const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
   const yMax = Math.max(1, ...ys);
   const X = (t) => pad.l + ((t - x0) / (x1 - x0)) * (width - pad.l - pad.r);
@@ -34,7 +37,8 @@ export function lineChart(series, {label, yFormat = duration, width = 640, heigh
   const ticks = Math.min(6, new Set(xs).size);
   for (let i = 0; i < ticks; i += 1) {
     const t = x0 + ((x1 - x0) * i) / Math.max(1, ticks - 1);
-    svg.append(s("text", {x: X(t), y: height - 8, "text-anchor": "middle"}, new Date(t).toLocaleDateString(undefined, {month: "short", day: "numeric"})));
+    const anchor = i === 0 ? "start" : i === ticks - 1 ? "end" : "middle";
+    svg.append(s("text", {x: X(t), y: height - 8, "text-anchor": anchor}, new Date(t).toLocaleDateString(undefined, {month: "short", day: "numeric"})));
   }
   series.forEach((line, n) => {
     const colour = COLOURS[n % COLOURS.length];

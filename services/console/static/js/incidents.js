@@ -45,7 +45,7 @@ export async function incidentsPage(view, params) {
 
   function row(inc) {
     const next = inc.next_escalation
-      ? h("span", {}, `${inc.next_escalation.kind === "escalate" ? `L${inc.next_escalation.level}` : inc.next_escalation.kind} `, countdown(inc.next_escalation.at, skew))
+      ? h("span", {}, `${inc.next_escalation.kind === "escalate" ? `L${inc.next_escalation.level}` : inc.next_escalation.kind.replace("_", " ")} `, countdown(inc.next_escalation.at, skew))
       : "—";
     return h("tr", {dataset: {incidentId: inc.incident_id, state: inc.state}},
       h("td", {"data-label": "Incident"}, h("a", {href: `#/incidents/${inc.incident_id}`}, inc.summary || inc.dedup_key),

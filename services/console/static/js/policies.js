@@ -32,10 +32,17 @@ function ladder(policy) {
       policy.ack_timeout_seconds ? ` Acknowledged but unresolved for ${duration(policy.ack_timeout_seconds)}: escalates again.` : "",
       policy.rules.length ? ` Rules: ${policy.rules.map((r) => r.name).join(", ")}.` : "",
     ].join("")),
-    Object.keys(policy.sla).length ? h("table", {},
+    Object.keys(policy.sla).length ? h("div", {class: "table-wrap"}, h("table", {},
       h("caption", {class: "sr-only"}, `SLA of ${policy.id}`),
-      h("thead", {}, h("tr", {}, ["Priority", "Acknowledge", "Resolve"].map((t) => h("th", {scope: "col"}, t)))),
-      h("tbody", {}, Object.entries(policy.sla).map(([p, t]) => h("tr", {}, h("td", {}, p), h("td", {}, duration(t.acknowledge_seconds)), h("td", {}, duration(t.resolve_seconds)))))) : null);
+      h("thead", {}, h("tr", {}, ["SLA", "Ack", "Resolve"].map((t) => h("th", {scope: "col"}, t)))),
+      h("tbody", {}, Object.entries(policy.sla).map(([p, t]) => h("tr", {}, h("td", {}, p), h("td", {}, duration(t.acknowledge_seconds)), h("td", {}, duration(t.resolve_seconds))))))) : null);
+}
+
+// The service whose ladder has the most levels makes the most telling example.
+function exampleService(data) {
+  const levels = Object.fromEntries(data.policies.map((p) => [p.id, p.levels.length]));
+  const best = [...data.services].sort((a, b) => (levels[b.policy] || 0) - (levels[a.policy] || 0))[0];
+  return best ? best.id : "checkout-api";
 }
 
 export async function policiesPage(view) {
@@ -44,7 +51,7 @@ export async function policiesPage(view) {
     h("caption", {class: "sr-only"}, "Services and their policies"),
     h("thead", {}, h("tr", {}, ["Service", "Policy", "Default priority", "Calendar"].map((t) => h("th", {scope: "col"}, t)))),
     h("tbody", {}, data.services.map((s) => h("tr", {}, h("td", {}, s.id), h("td", {}, h("a", {href: `#pol-${s.policy}`, onclick: (e) => { e.preventDefault(); document.getElementById(`pol-${s.policy}`).scrollIntoView(); }}, s.policy)), h("td", {}, s.default_priority || "—"), h("td", {}, s.calendar || "—"))))));
-  const script = h("textarea", {id: "sim-script", rows: "16", spellcheck: "false", "aria-describedby": "sim-help sim-error"}, EXAMPLE(data.services[0] ? data.services[0].id : "checkout-api"));
+  const script = h("textarea", {id: "sim-script", rows: "16", spellcheck: "false", "aria-describedby": "sim-help sim-error"}, EXAMPLE(exampleService(data)));
   const error = h("p", {id: "sim-error", class: "error", role: "alert"});
   const result = h("div", {id: "sim-result", "aria-live": "polite"});
   const run = h("button", {type: "submit", id: "sim-run"}, "Run simulation");
