@@ -108,3 +108,8 @@ class AuditSettings(CommonSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     audit_checkpoint_seconds: float = Field(60.0, gt=0, description="How often a signed checkpoint is written.")
+    console_intake_url: str | None = Field(
+        None,
+        description="Base URL of the intake the web console forwards operator actions to "
+        "(default http://127.0.0.1:$INTAKE_PORT).",
+    )

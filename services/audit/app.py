@@ -63,7 +63,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
     key = load_private_key(settings.audit_signing_key.get_secret_value()) if settings.audit_signing_key else None
     state: dict[str, Any] = {}
     auditor = Depends(access.dependency(Role.AUDITOR))
-    console = Console(settings.escalation_config_dir, access, settings.database_url)
+    console = Console(settings.escalation_config_dir, access, settings.database_url, settings.console_intake_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -24,7 +24,7 @@ from services.console.feed import ChangeFeed
 from services.console.oncall import on_call_now
 from services.console.policies import MAX_SCRIPT_BYTES, catalog_view, run_script
 from services.console.readmodel import IncidentQuery, incident_detail, incidents_by_id, list_incidents
-from services.console.settings import ConsoleSettings
+from services.console.settings import intake_url
 from services.console.shutdown import ShutdownSignal
 from shared.auth import AccessList, Principal, Role
 from shared.http import PROBLEM_JSON, problem
@@ -66,9 +66,9 @@ class Console:
         config_dir: Path,
         access: AccessList,
         database_url: str,
-        settings: ConsoleSettings | None = None,
+        intake: str | None = None,
     ) -> None:
-        self.settings = settings or ConsoleSettings()
+        self.intake_url = intake_url(intake)
         self.config = ConfigFolder(config_dir)
         self.access = access
         self.feed = ChangeFeed(lambda: asyncpg.connect(database_url))
@@ -79,7 +79,7 @@ class Console:
     async def start(self, pool: asyncpg.Pool) -> None:
         """Begin listening for changes; open the client that forwards actions to the intake."""
         self._pool = pool
-        self._http = httpx.AsyncClient(base_url=self.settings.intake_url, timeout=10.0)
+        self._http = httpx.AsyncClient(base_url=self.intake_url, timeout=10.0)
         self.shutdown.install()
         self.feed.start()
 
@@ -227,9 +227,7 @@ class Console:
             try:
                 answer = await self._http.post(f"/v1/incidents/{incident_id}/{action}", content=body, headers=headers)
             except httpx.HTTPError as exc:
-                return problem(
-                    503, "Intake unreachable", f"{self.settings.intake_url}: {exc!r}", headers={"Retry-After": "5"}
-                )
+                return problem(503, "Intake unreachable", f"{self.intake_url}: {exc!r}", headers={"Retry-After": "5"})
             passed = {k: v for k, v in answer.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
             return Response(
                 answer.content,

@@ -1,4 +1,5 @@
-"""Settings of the console (read by the audit service that serves it)."""
+"""Where the console forwards operator actions: `CONSOLE_INTAKE_URL` (an audit setting), else the
+intake on this host at `INTAKE_PORT`."""
 
 from __future__ import annotations
 
@@ -6,17 +7,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class ConsoleSettings(BaseSettings):
-    """Where the console forwards operator actions."""
-
+class _IntakePort(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
-    intake_port: int = Field(8081, description="Port of the intake on this host (the default target).")
-    console_intake_url: str | None = Field(
-        None, description="Base URL of the intake's operator API; default http://127.0.0.1:$INTAKE_PORT."
-    )
+    intake_port: int = Field(8081, description="Port of the intake on this host.")
 
-    @property
-    def intake_url(self) -> str:
-        """The intake's base URL, without a trailing slash."""
-        return (self.console_intake_url or f"http://127.0.0.1:{self.intake_port}").rstrip("/")
+
+def intake_url(configured: str | None) -> str:
+    """The intake's base URL, without a trailing slash."""
+    return (configured or f"http://127.0.0.1:{_IntakePort().intake_port}").rstrip("/")
