@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
@@ -18,6 +17,7 @@ from fastapi import FastAPI
 
 from services.notifier.channels.base import Channel
 from services.notifier.channels.email import EmailChannel, SmtpSettings
+from services.notifier.channels.http import HttpPoster
 from services.notifier.channels.opsgenie import OpsgenieChannel
 from services.notifier.channels.pagerduty import PagerDutyChannel
 from services.notifier.channels.slack import SlackChannel
@@ -27,12 +27,14 @@ from services.notifier.channels.webhook import SignedWebhookChannel
 from services.notifier.deferred import DeferredDeliveries
 from services.notifier.delivery import Deliverer, Throttle
 from services.notifier.directory.loader import load_directory
+from services.notifier.inflight import InFlight
 from services.notifier.ledger import DeliveredLedger
 from services.notifier.pending import Pending
 from shared import events as ev
 from shared.envelope import Envelope, EnvelopeError, decode
 from shared.http import install_problem_handlers, ops_router
 from shared.kafka import Publisher, PublishError, ensure_topics, make_producer
+from shared.key_locks import KeyLocks
 from shared.links import LinkSigner
 from shared.logging import get_logger
 from shared.settings import NotifierSettings
@@ -46,9 +48,10 @@ from shared.topics import (
 
 log = get_logger("notifier")
 GROUP = "notifier"
-BATCH = 500  # escalation events read, delivered concurrently and committed together
+BATCH = 500  # records read at once
+MAX_IN_FLIGHT = 2000  # escalation events handled at once; reading waits while this many are in hand
 POLL_SECONDS = 0.2  # longest wait for records when no waiting delivery is due sooner
-CONNECTIONS = 100  # pooled HTTP connections, all kept alive (httpx keeps 20 by default)
+CONNECTIONS = 100  # pooled HTTP connections, all kept alive
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -58,6 +61,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._worker = worker
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        events = [tp.partition for tp in revoked if tp.topic == ESCALATION_EVENTS]
+        if events:
+            await self._worker.hand_over_events(events)
         parts = [tp.partition for tp in revoked if tp.topic == NOTIFICATION_PENDING]
         if not parts:
             return
@@ -93,6 +99,10 @@ class NotifierWorker:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.running = False
+        self.inflight = InFlight()
+        self._event_tasks: dict[int, set[asyncio.Task[None]]] = {}
+        self._events_committed: dict[int, int] = {}
+        self._keys = KeyLocks()  # one incident's events in their order
 
     async def start(self) -> None:
         """Create topics, connect, and start the loop (clients need the running event loop)."""
@@ -110,8 +120,7 @@ class NotifierWorker:
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         self.consumer.subscribe([ESCALATION_EVENTS, NOTIFICATION_PENDING], listener=_Rebalance(self))
-        limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), limits=limits)
+        self.http = HttpPoster(CONNECTIONS, timeout=10.0)
         self.ledger = DeliveredLedger(settings.kafka_bootstrap_servers)
         links = None
         if settings.link_secret is not None:
@@ -135,6 +144,7 @@ class NotifierWorker:
             defer=self._defer,
         )
         self.deferred = DeferredDeliveries(self.publisher, self.deliverer.attempt)
+        await self.http.open()
         await self.publisher.start()
         await self.consumer.start()
         self.ledger.start()
@@ -155,24 +165,21 @@ class NotifierWorker:
         await self.publisher.publish(dead_letter_topic(GROUP), failed)
 
     async def stop(self) -> None:
-        """Finish the batch and the attempts in hand, commit them, and close (graceful SIGTERM)."""
+        """Finish the events and attempts in hand, commit them, and close (graceful SIGTERM)."""
         self._stopping.set()
         if self._task is not None:
             await self._task
+        running = [t for tasks in self._event_tasks.values() for t in tasks]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         await self.deferred.drain()
         with contextlib.suppress(KafkaError):
-            await self._commit({})
+            await self._commit()
         await self.consumer.stop()
         await self.ledger.stop()
         await self.publisher.stop()
-        await self.http.aclose()
+        await self.http.close()
         self.running = False
-
-    async def _commit(self, events: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        offsets = {**events, **self.deferred.offsets_to_commit()}
-        if offsets:
-            await self.consumer.commit(offsets)
-            self.deferred.committed(offsets)
 
     async def _run(self) -> None:
         # Nothing is sent before the ledger knows what was delivered before (a restart's redeliveries).
@@ -182,46 +189,98 @@ class NotifierWorker:
         while not self._stopping.is_set():
             try:
                 wait = self.deferred.seconds_to_next(datetime.now(UTC), POLL_SECONDS)
-                batches = await self.consumer.getmany(timeout_ms=int(wait * 1000), max_records=BATCH)
-                events: dict[TopicPartition, OffsetAndMetadata] = {}
-                work: list[ConsumerRecord[bytes, bytes]] = []
+                batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+                if len(self.inflight) >= MAX_IN_FLIGHT:  # enough in hand: let some finish before reading more
+                    running = [t for tasks in self._event_tasks.values() for t in tasks]
+                    await asyncio.wait(running, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    batches = await self.consumer.getmany(timeout_ms=int(wait * 1000), max_records=BATCH)
                 for tp, records in batches.items():
-                    if tp.topic == NOTIFICATION_PENDING:
-                        for record in records:
+                    for record in records:
+                        if tp.topic == NOTIFICATION_PENDING:
                             await self._take_pending(record)
-                    else:
-                        work.extend(records)
-                        events[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
-                await self._handle_all(work)
+                        else:
+                            self._dispatch(record)
                 for partition in self.deferred.holding.unknown_positions():
                     tp = TopicPartition(NOTIFICATION_PENDING, partition)
                     self.deferred.holding.advance(partition, await self.consumer.position(tp))
                 self.deferred.fire(datetime.now(UTC))
-                await self._commit(events)
+                await self._commit()
             except (KafkaError, PublishError):
-                # The events of this batch are not committed: go back and redo them (the ledger and
-                # the idempotency keys keep it to one page); pending records read twice are ignored.
+                # Nothing past an unhandled event is committed; the loop reads on when Kafka is back.
                 log.exception("notifier loop step failed", loop="notifier")
                 await asyncio.sleep(1.0)
+
+    def _dispatch(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Handle one escalation event in a task of its own (tasks start in the order they are made)."""
+        self.inflight.start(record.partition, record.offset)
+        task = asyncio.create_task(self._process(record), name=f"event-{record.partition}-{record.offset}")
+        tasks = self._event_tasks.setdefault(record.partition, set())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """One event, after the events of its incident read before it; retried while Kafka is away."""
+        key = (record.key or b"").decode("utf-8", "replace")
+        delay = 1.0
+        async with self._keys.hold(key):
+            while True:
                 try:
-                    await self.consumer.seek_to_committed()
-                except KafkaError:
-                    log.exception("seek to committed offsets failed", loop="notifier")
+                    await self._handle(record.topic, record.partition, record.offset, record.key, record.value)
+                    break
+                except (KafkaError, PublishError) as exc:
+                    if self._stopping.is_set():
+                        return  # not done: read again after the restart
+                    log.warning("event not handled; trying again", error=str(exc), offset=record.offset)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                except Exception as exc:
+                    # A bug must not stop this partition's pages for ever: the event is parked with the reason.
+                    log.exception("event could not be handled; dead-lettered", offset=record.offset)
+                    await self.publisher.dead_letter(
+                        GROUP,
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        key=record.key,
+                        value=record.value,
+                        reason=f"{type(exc).__name__}: {exc}",
+                    )
+                    break
+        self.inflight.done(record.partition, record.offset)
 
-    async def _handle_all(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Handle a batch: one incident's events in their order, different incidents concurrently."""
-        by_key: dict[bytes | None, list[ConsumerRecord[bytes, bytes]]] = {}
-        for record in records:
-            by_key.setdefault(record.key, []).append(record)
+    async def _commit(self) -> None:
+        """Commit what moved: events up to the first still in hand, pending records up to the first unattempted."""
+        offsets = self.deferred.offsets_to_commit()
+        for partition, offset in self.inflight.commit_offsets().items():
+            if self._events_committed.get(partition) != offset:
+                offsets[TopicPartition(ESCALATION_EVENTS, partition)] = OffsetAndMetadata(offset, "")
+        if not offsets:
+            return
+        await self.consumer.commit(offsets)
+        self.deferred.committed(offsets)
+        for tp, meta in offsets.items():
+            if tp.topic == ESCALATION_EVENTS:
+                self._events_committed[tp.partition] = meta.offset
 
-        async def in_order(group: list[ConsumerRecord[bytes, bytes]]) -> None:
-            for r in group:
-                await self._handle(r.topic, r.partition, r.offset, r.key, r.value)
-
-        results = await asyncio.gather(*(in_order(g) for g in by_key.values()), return_exceptions=True)
-        failure = next((r for r in results if isinstance(r, BaseException)), None)
-        if failure is not None:
-            raise failure
+    async def hand_over_events(self, partitions: list[int]) -> None:
+        """Event partitions go to another notifier: finish their events in hand, commit, forget them."""
+        running = [t for p in partitions for t in self._event_tasks.get(p, set())]
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        offsets = {
+            TopicPartition(ESCALATION_EVENTS, p): OffsetAndMetadata(o, "")
+            for p, o in self.inflight.commit_offsets().items()
+            if p in partitions
+        }
+        if offsets:
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError:
+                log.warning("event offsets not committed on hand-over; the next owner re-reads them")
+        for p in partitions:
+            self.inflight.forget(p)
+            self._events_committed.pop(p, None)
 
     async def _take_pending(self, record: ConsumerRecord[bytes, bytes]) -> None:
         error = self.deferred.take(record.partition, record.offset, record.value)
@@ -252,7 +311,7 @@ class NotifierWorker:
             await self.deliverer.settle(env)
 
 
-def build_channels(settings: NotifierSettings, http: httpx.AsyncClient, templates: Templates) -> dict[str, Channel]:
+def build_channels(settings: NotifierSettings, http: HttpPoster, templates: Templates) -> dict[str, Channel]:
     """The channels this notifier can deliver on, from its settings (email and Opsgenie only when configured)."""
     secret = settings.notifier_webhook_secret
     channels: dict[str, Channel] = {

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from aiohttp import web
 
 from services.notifier.channels import Channel, LinkSigner, Notification, notification_of
 from services.notifier.channels.email import EmailChannel, SmtpSettings, message_id
+from services.notifier.channels.http import HttpPoster
 from services.notifier.channels.opsgenie import OpsgenieChannel
 from services.notifier.channels.pagerduty import PagerDutyChannel
 from services.notifier.channels.slack import SlackChannel
@@ -149,8 +149,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as http:
+async def client() -> AsyncIterator[HttpPoster]:
+    async with HttpPoster(timeout=5.0) as http:
         yield http
 
 
@@ -171,7 +171,7 @@ def _parts_of(link: str) -> tuple[str, str, int, str, str]:
 # --- generic webhook: signature ----------------------------------------------------------------------
 
 
-async def test_signed_webhook_verifies_at_the_receiver(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_signed_webhook_verifies_at_the_receiver(receiver: Receiver, client: HttpPoster) -> None:
     target = ev.Target(type="webhook", name="infrastructure", url=f"{receiver.base}/hook/infra")
     note = _note(target)
     outcome = await SignedWebhookChannel(client, Templates(), SECRET).send(f"{receiver.base}/hook/infra", note)
@@ -196,7 +196,7 @@ async def test_signed_webhook_verifies_at_the_receiver(receiver: Receiver, clien
     assert not verify_signature(SECRET, "not-a-number", hit.body, header, now)
 
 
-async def test_receiver_refuses_a_stale_timestamp(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_receiver_refuses_a_stale_timestamp(receiver: Receiver, client: HttpPoster) -> None:
     url = f"{receiver.base}/hook/infra"
     note = _note(ev.Target(type="webhook", url=url))
     ten_minutes_ago = datetime.now(UTC) - timedelta(minutes=10)
@@ -205,7 +205,7 @@ async def test_receiver_refuses_a_stale_timestamp(receiver: Receiver, client: ht
     assert (outcome.delivered, outcome.retryable, outcome.status_code) == (False, False, 401)
 
 
-async def test_per_target_secret_overrides_the_global_one(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_per_target_secret_overrides_the_global_one(receiver: Receiver, client: HttpPoster) -> None:
     own, shared = f"{receiver.base}/hook/own", f"{receiver.base}/hook/shared"
     channel = SignedWebhookChannel(client, Templates(), SECRET, secrets={own: b"own-secret"})
     refused = await channel.send(own, _note(ev.Target(type="webhook", url=own)))
@@ -222,7 +222,7 @@ async def test_per_target_secret_overrides_the_global_one(receiver: Receiver, cl
 # --- Slack, Teams, PagerDuty, Opsgenie: their formats -------------------------------------------------
 
 
-async def test_slack_gets_block_kit_with_a_text_fallback(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_slack_gets_block_kit_with_a_text_fallback(receiver: Receiver, client: HttpPoster) -> None:
     url = f"{receiver.base}/slack/T000/B000/XXXX"
     note = _note(ev.Target(type="slack", url=url), summary="<!channel> db1 disk")
     outcome = await SlackChannel(client, Templates()).send(url, note)
@@ -242,7 +242,7 @@ async def test_slack_gets_block_kit_with_a_text_fallback(receiver: Receiver, cli
     ]
 
 
-async def test_teams_gets_an_adaptive_card(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_teams_gets_an_adaptive_card(receiver: Receiver, client: HttpPoster) -> None:
     url = f"{receiver.base}/teams/workflows/abc"
     note = _note(ev.Target(type="msteams", url=url))
     outcome = await TeamsChannel(client, Templates()).send(url, note)
@@ -259,7 +259,7 @@ async def test_teams_gets_an_adaptive_card(receiver: Receiver, client: httpx.Asy
     assert [a["url"] for a in card["actions"]] == [note.ack_url, note.resolve_url]
 
 
-async def test_pagerduty_gets_an_events_v2_trigger(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_pagerduty_gets_an_events_v2_trigger(receiver: Receiver, client: HttpPoster) -> None:
     note = _note(ev.Target(type="webhook", url="http://unused"))
     outcome = await PagerDutyChannel(client, Templates(), f"{receiver.base}/pd/").send(ROUTING_KEY, note)
     assert (outcome.delivered, outcome.status_code) == (True, 202)  # the receiver validated the event
@@ -286,7 +286,7 @@ async def test_pagerduty_gets_an_events_v2_trigger(receiver: Receiver, client: h
     ]
 
 
-async def test_opsgenie_gets_an_alert_with_its_key(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_opsgenie_gets_an_alert_with_its_key(receiver: Receiver, client: HttpPoster) -> None:
     note = _note(ev.Target(type="team", id="ops"))
     outcome = await OpsgenieChannel(client, Templates(), GENIE_KEY, f"{receiver.base}/og").send("ops", note)
     assert (outcome.delivered, outcome.status_code) == (True, 202)
@@ -300,7 +300,7 @@ async def test_opsgenie_gets_an_alert_with_its_key(receiver: Receiver, client: h
     assert "Level: 2 (infrastructure)" in alert["description"]
 
 
-async def test_opsgenie_wrong_key_is_final(receiver: Receiver, client: httpx.AsyncClient) -> None:
+async def test_opsgenie_wrong_key_is_final(receiver: Receiver, client: HttpPoster) -> None:
     note = _note(ev.Target(type="team", id="ops"))
     outcome = await OpsgenieChannel(client, Templates(), "wrong", f"{receiver.base}/og").send("", note)
     assert (outcome.delivered, outcome.retryable, outcome.status_code) == (False, False, 422)
@@ -309,7 +309,7 @@ async def test_opsgenie_wrong_key_is_final(receiver: Receiver, client: httpx.Asy
 
 # --- outcomes: retryable or final, for every HTTP channel ----------------------------------------------
 
-HttpChannelFactory = Callable[[httpx.AsyncClient, str], tuple[Channel, str]]
+HttpChannelFactory = Callable[[HttpPoster, str], tuple[Channel, str]]
 
 HTTP_CHANNELS: dict[str, HttpChannelFactory] = {
     "webhook": lambda c, base: (SignedWebhookChannel(c, Templates(), SECRET), base),
@@ -323,7 +323,7 @@ HTTP_CHANNELS: dict[str, HttpChannelFactory] = {
 @pytest.mark.parametrize("name", list(HTTP_CHANNELS))
 @pytest.mark.parametrize(("code", "retryable"), [(500, True), (503, True), (429, True), (400, False), (404, False)])
 async def test_http_status_decides_retry(
-    receiver: Receiver, client: httpx.AsyncClient, name: str, code: int, retryable: bool
+    receiver: Receiver, client: HttpPoster, name: str, code: int, retryable: bool
 ) -> None:
     channel, address = HTTP_CHANNELS[name](client, f"{receiver.base}/status/{code}")
     outcome = await channel.send(address, _note(ev.Target(type="webhook", url="http://unused")))
@@ -333,12 +333,12 @@ async def test_http_status_decides_retry(
 
 
 @pytest.mark.parametrize("name", list(HTTP_CHANNELS))
-async def test_connection_refused_is_retryable(client: httpx.AsyncClient, name: str) -> None:
+async def test_connection_refused_is_retryable(client: HttpPoster, name: str) -> None:
     channel, address = HTTP_CHANNELS[name](client, f"http://127.0.0.1:{free_port()}/nobody")
     outcome = await channel.send(address, _note(ev.Target(type="webhook", url="http://unused")))
     assert (outcome.delivered, outcome.retryable, outcome.status_code) == (False, True, None)
     assert outcome.error is not None
-    assert "ConnectError" in outcome.error
+    assert "Cannot connect" in outcome.error
 
 
 # --- email over SMTP ---------------------------------------------------------------------------------

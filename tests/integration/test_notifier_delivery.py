@@ -9,11 +9,11 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from aiohttp import web
 
 from services.notifier.app import build_channels
+from services.notifier.channels.http import HttpPoster
 from services.notifier.channels.templates import Templates
 from services.notifier.delivery import Deliverer, Throttle
 from services.notifier.directory.model import (
@@ -110,7 +110,7 @@ async def hook() -> AsyncIterator[WebhookReceiver]:
     await receiver.stop()
 
 
-def _deliverer(http: httpx.AsyncClient, directory: Directory, smtp_port: int, recorder: Recorder) -> Deliverer:
+def _deliverer(http: HttpPoster, directory: Directory, smtp_port: int, recorder: Recorder) -> Deliverer:
     settings = NotifierSettings(notifier_smtp_host="127.0.0.1", notifier_smtp_port=smtp_port)
     return Deliverer(
         build_channels(settings, http, Templates()),
@@ -127,7 +127,7 @@ async def test_the_person_on_call_at_the_step_gets_each_contact_method_once(
 ) -> None:
     mailbox, port = smtp
     recorder = Recorder()
-    async with httpx.AsyncClient() as http:
+    async with HttpPoster() as http:
         deliverer = _deliverer(http, _directory(hook.url("people")), port, recorder)
         # Just before the hand-off it is still bob's (previous) week; just after, alice's.
         await deliverer.deliver_step(_step(HANDOFF - timedelta(seconds=1), ev.Target(type="team", id="infra")))
@@ -153,7 +153,7 @@ async def test_a_redelivered_step_carries_the_same_idempotency_keys(
     _, port = smtp
     recorder = Recorder()
     step = _step(HANDOFF + timedelta(hours=1), ev.Target(type="schedule", id="infra-on-call"))
-    async with httpx.AsyncClient() as http:
+    async with HttpPoster() as http:
         deliverer = _deliverer(http, _directory(hook.url("people")), port, recorder)
         await deliverer.deliver_step(step)
         await deliverer.deliver_step(step)
@@ -169,7 +169,7 @@ async def test_a_level_that_reaches_nobody_is_recorded_and_escalated(
     _, port = smtp
     recorder = Recorder()
     step = _step(HANDOFF, ev.Target(type="schedule", id="infra-on-call"), level=2)
-    async with httpx.AsyncClient() as http:
+    async with HttpPoster() as http:
         deliverer = _deliverer(http, _directory(hook.url("people"), empty_schedule=True), port, recorder)
         await deliverer.deliver_step(step)
     assert hook.received == []
@@ -183,7 +183,7 @@ async def test_a_level_that_reaches_nobody_is_recorded_and_escalated(
     assert order.causation_id == step.event_id
     assert (order.payload["to_level"], order.payload["actor"]) == (3, "notifier")
     # The same step again gives the same order id: the audit shows one escalation, not two.
-    async with httpx.AsyncClient() as http:
+    async with HttpPoster() as http:
         again = Recorder()
         deliverer = _deliverer(http, _directory(hook.url("people"), empty_schedule=True), port, again)
         await deliverer.deliver_step(step)
@@ -196,7 +196,7 @@ async def test_a_delayed_rule_is_sent_after_its_delay_unless_the_incident_is_set
     mailbox, port = smtp
     recorder = Recorder()
     now = datetime.now(UTC)
-    async with httpx.AsyncClient() as http:
+    async with HttpPoster() as http:
         deliverer = _deliverer(http, _directory(hook.url("people")), port, recorder)
         # A user target pages alice whoever is on call; her pager rule waits 10 minutes: a step
         # reached 10 minutes ago is due for it now.
@@ -246,7 +246,7 @@ async def test_a_receiver_down_for_30_s_gets_every_escalation_of_a_burst_exactly
     recorder = Recorder()
     steps = [_step(datetime.now(UTC), ev.Target(type="webhook", url=receiver.url(f"burst/{i}"))) for i in range(BURST)]
     try:
-        async with httpx.AsyncClient() as http:
+        async with HttpPoster() as http:
             deliverer = Deliverer(
                 build_channels(NotifierSettings(), http, Templates()),
                 recorder.report,
@@ -283,7 +283,7 @@ async def test_a_delivery_recorded_in_kafka_is_not_sent_again_by_a_new_notifier(
         await publisher.publish(NOTIFICATION_RESULTS, env)
 
     try:
-        async with httpx.AsyncClient() as http:
+        async with HttpPoster() as http:
             first = Deliverer(build_channels(NotifierSettings(), http, Templates()), to_kafka, 3, 0.01)
             await first.deliver_step(step)  # the "crashed" notifier delivered, reported, never committed
             assert len(hook.received) == 1
@@ -308,7 +308,7 @@ async def test_sends_to_one_address_over_its_rate_wait_their_turn_and_none_is_dr
     rate, burst, sends = 5.0, 10, 15  # the address's bucket holds twice its rate per second
     recorder = Recorder()
     steps = [_step(datetime.now(UTC), ev.Target(type="webhook", url=hook.url("slow"))) for _ in range(sends)]
-    async with httpx.AsyncClient() as http:
+    async with HttpPoster() as http:
         deliverer = Deliverer(
             build_channels(NotifierSettings(), http, Templates()),
             recorder.report,

@@ -1,6 +1,7 @@
-"""Notification channels: one adapter per way of telling people, all behind `Channel`."""
+"""Delivery channels: one small interface (`Channel`), one adapter per way of reaching people."""
 
-from services.notifier.channels.base import Channel, Notification, http_outcome, notification_of
+from services.notifier.channels.base import Channel, Notification, notification_of
+from services.notifier.channels.http import HttpPoster, status_outcome
 from shared.links import LinkSigner
 
-__all__ = ["Channel", "LinkSigner", "Notification", "http_outcome", "notification_of"]
+__all__ = ["Channel", "HttpPoster", "LinkSigner", "Notification", "notification_of", "status_outcome"]

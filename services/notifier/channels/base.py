@@ -7,17 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-import httpx
-
 from services.notifier.outcome import DeliveryOutcome
 from shared.envelope import Envelope
 from shared.events import EscalationStepReached, Severity, Target
 from shared.links import LinkSigner
-
-RETRYABLE_HTTP = frozenset({408, 425, 429})
-"""4xx statuses that mean "later", not "never"; every 5xx is retryable too."""
-
-USER_AGENT = "escalation-notifier/0.1"
 
 
 @dataclass(frozen=True)
@@ -99,29 +92,3 @@ def notification_of(
         ack_url=ack_url,
         resolve_url=resolve_url,
     )
-
-
-def http_outcome(response: httpx.Response) -> DeliveryOutcome:
-    """Classify an HTTP answer: 2xx delivered; 408/425/429/5xx worth retrying; other codes final."""
-    code = response.status_code
-    if 200 <= code < 300:
-        return DeliveryOutcome(True, False, status_code=code)
-    retryable = code in RETRYABLE_HTTP or code >= 500
-    return DeliveryOutcome(False, retryable, status_code=code, error=f"HTTP {code}")
-
-
-def network_outcome(exc: httpx.HTTPError) -> DeliveryOutcome:
-    """A request that got no answer (refused, reset, timed out) is worth retrying."""
-    return DeliveryOutcome(False, True, error=f"{type(exc).__name__}: {exc}")
-
-
-async def post_json(
-    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str] | None = None
-) -> DeliveryOutcome:
-    """POST JSON bytes once and classify the result; what every HTTP channel shares."""
-    sent = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
-    try:
-        response = await client.post(url, content=body, headers=sent)
-    except httpx.HTTPError as exc:
-        return network_outcome(exc)
-    return http_outcome(response)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
-
 from services.notifier.channels._json import dumps
-from services.notifier.channels.base import Notification, post_json
+from services.notifier.channels.base import Notification
+from services.notifier.channels.http import HttpPoster
 from services.notifier.channels.templates import Templates
 from services.notifier.outcome import DeliveryOutcome
 
@@ -19,9 +18,7 @@ class OpsgenieChannel:
 
     name = "opsgenie"
 
-    def __init__(
-        self, client: httpx.AsyncClient, templates: Templates, api_key: str, base_url: str = DEFAULT_URL
-    ) -> None:
+    def __init__(self, client: HttpPoster, templates: Templates, api_key: str, base_url: str = DEFAULT_URL) -> None:
         self._client = client
         self._templates = templates
         self._api_key = api_key
@@ -31,4 +28,4 @@ class OpsgenieChannel:
         """POST once; the Alert API answers 202 (processed asynchronously), 401/403/422 are final."""
         body = dumps(self._templates.opsgenie(note, responder=address))
         headers = {"Authorization": f"GenieKey {self._api_key}", "Idempotency-Key": note.idempotency_key}
-        return await post_json(self._client, self._url, body, headers)
+        return await self._client.post_json(self._url, body, headers)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
-
 from services.notifier.channels._json import dumps
-from services.notifier.channels.base import Notification, post_json
+from services.notifier.channels.base import Notification
+from services.notifier.channels.http import HttpPoster
 from services.notifier.channels.templates import Templates
 from services.notifier.outcome import DeliveryOutcome
 
@@ -21,7 +20,7 @@ class PagerDutyChannel:
 
     name = "pagerduty"
 
-    def __init__(self, client: httpx.AsyncClient, templates: Templates, base_url: str = DEFAULT_URL) -> None:
+    def __init__(self, client: HttpPoster, templates: Templates, base_url: str = DEFAULT_URL) -> None:
         self._client = client
         self._templates = templates
         self._url = base_url.rstrip("/") + "/v2/enqueue"
@@ -29,4 +28,4 @@ class PagerDutyChannel:
     async def send(self, address: str, note: Notification) -> DeliveryOutcome:
         """POST once; Events v2 answers 202, 400 for an invalid event, 429 when throttled."""
         body = dumps(self._templates.pagerduty(note, routing_key=address))
-        return await post_json(self._client, self._url, body, {"Idempotency-Key": note.idempotency_key})
+        return await self._client.post_json(self._url, body, {"Idempotency-Key": note.idempotency_key})

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
-
 from services.notifier.channels._json import dumps
-from services.notifier.channels.base import Notification, post_json
+from services.notifier.channels.base import Notification
+from services.notifier.channels.http import HttpPoster
 from services.notifier.channels.templates import Templates
 from services.notifier.outcome import DeliveryOutcome
 
@@ -15,10 +14,10 @@ class SlackChannel:
 
     name = "slack"
 
-    def __init__(self, client: httpx.AsyncClient, templates: Templates) -> None:
+    def __init__(self, client: HttpPoster, templates: Templates) -> None:
         self._client = client
         self._templates = templates
 
     async def send(self, address: str, note: Notification) -> DeliveryOutcome:
         """POST once; Slack answers 200 `ok`, 4xx for a bad payload or a revoked URL, 429 when throttled."""
-        return await post_json(self._client, address, dumps(self._templates.slack(note)))
+        return await self._client.post_json(address, dumps(self._templates.slack(note)))

@@ -7,10 +7,9 @@ import hmac
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-import httpx
-
 from services.notifier.channels._json import dumps
-from services.notifier.channels.base import Notification, post_json
+from services.notifier.channels.base import Notification
+from services.notifier.channels.http import HttpPoster
 from services.notifier.channels.templates import Templates
 from services.notifier.outcome import DeliveryOutcome
 
@@ -45,7 +44,7 @@ class SignedWebhookChannel:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: HttpPoster,
         templates: Templates,
         secret: bytes | None,
         secrets: Mapping[str, bytes] | None = None,
@@ -69,4 +68,4 @@ class SignedWebhookChannel:
         secret = self.secret_for(address)
         if secret is not None:
             headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
-        return await post_json(self._client, address, body, headers)
+        return await self._client.post_json(address, body, headers)
