@@ -65,7 +65,12 @@ class Escalator:
             datadir=str(settings.escalator_data_dir),
             broker_commit_interval=0.5,
             consumer_auto_offset_reset="earliest",
-            stream_wait_empty=False,
+            # On a rebalance, wait for the commands in flight before giving up partitions. Without
+            # it (False), commands taken from the stream while the rebalance ran were skipped and
+            # acknowledged by Faust (streams.py: a message of an old generation or of a paused flow
+            # is acked as "skipped"), their offsets committed, and the commands never applied:
+            # `escalation chaos` lost 109 incidents and 10 resolves in one run, at each worker's join.
+            stream_wait_empty=True,
             # Table entries are bytes the StateCodec writes; recovery must hand back the same bytes.
             table_key_serializer="raw",
             table_value_serializer="raw",
