@@ -211,9 +211,11 @@ async def run(opts: Options, stack: LocalStack, echo: Any = print) -> Result:
             ],
             unexpected_exits=list(cluster.unexpected_exits),
         )
+        exits = list(cluster.unexpected_exits)
+        checks.append(inv.Check("no worker exited unless killed", not exits, {"exits": len(exits)}, exits))
         if not caught_up:
             checks.append(inv.Check("drain caught up", False, asdict(lag), ["consumers still behind at the deadline"]))
-        return Result(all(c.ok for c in checks) and not cluster.unexpected_exits, checks, facts)
+        return Result(all(c.ok for c in checks), checks, facts)
     finally:
         if watchdog is not None:
             watchdog.cancel()
