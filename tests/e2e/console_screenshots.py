@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import sys
-import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,7 +169,9 @@ async def _shoot(audit: str, ids: dict[str, str]) -> list[Path]:
 
                 await page.goto(f"{audit}/console/#/incidents")
                 await expect(page.locator("#live")).to_have_attribute("data-state", "live", timeout=30_000)
-                await expect(page.locator("#incident-rows tr[data-incident-id]")).to_have_count(len(LIVE) - 1)
+                await expect(page.locator("#incident-rows tr[data-incident-id]")).to_have_count(
+                    len(LIVE) - 1, timeout=30_000
+                )
                 await snap("incidents")
                 await page.goto(f"{audit}/console/#/incidents/{ids['web-03-down']}")
                 await expect(page.locator("#incident-state")).to_have_text("acknowledged", timeout=30_000)
@@ -200,20 +202,21 @@ async def main() -> None:
     receiver = WebhookReceiver()
     await receiver.start()
     try:
-        with tempfile.TemporaryDirectory(prefix="console-shots-") as folder:
-            root = Path(folder)
-            config = root / "config"
-            write_config(config, "console-demo", 600, receiver.url("console"), sorted(EXAMPLES.glob("*.yaml")))
-            for path in config.glob("*.yaml"):  # the examples' targets point at a demo receiver on :9999
-                path.write_text(path.read_text().replace("http://127.0.0.1:9999", receiver.url("").rstrip("/")))
-            await _seed_history(os.environ["DATABASE_URL"])
-            with running_services(root, dict(os.environ), config) as services:
-                async with httpx.AsyncClient(timeout=15) as http:
-                    ids = await _live(http, services.url("intake"))
-                    await _act(http, services.url("intake"), ids["web-03-down"], "acknowledge", {})
-                    await _act(http, services.url("intake"), ids["web-03-down"], "notes", {"text": "Rebooting web-03"})
-                    await _act(http, services.url("intake"), ids["uplink-b"], "resolve", {})
-                written = await _shoot(services.url("audit"), ids)
+        # In the stack's folder, so the services' logs stay for a look after a failed run.
+        root = Path(os.environ.get("ESCALATION_STACK_DIR", ".stack/screenshots")) / "console-shots"
+        shutil.rmtree(root, ignore_errors=True)
+        config = root / "config"
+        write_config(config, "console-demo", 600, receiver.url("console"), sorted(EXAMPLES.glob("*.yaml")))
+        for path in config.glob("*.yaml"):  # the examples' targets point at a demo receiver on :9999
+            path.write_text(path.read_text().replace("http://127.0.0.1:9999", receiver.url("").rstrip("/")))
+        await _seed_history(os.environ["DATABASE_URL"])
+        with running_services(root, dict(os.environ), config) as services:
+            async with httpx.AsyncClient(timeout=15) as http:
+                ids = await _live(http, services.url("intake"))
+                await _act(http, services.url("intake"), ids["web-03-down"], "acknowledge", {})
+                await _act(http, services.url("intake"), ids["web-03-down"], "notes", {"text": "Rebooting web-03"})
+                await _act(http, services.url("intake"), ids["uplink-b"], "resolve", {})
+            written = await _shoot(services.url("audit"), ids)
     finally:
         await receiver.stop()
     for path in written:

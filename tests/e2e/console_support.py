@@ -90,7 +90,10 @@ class Services:
 @contextmanager
 def running_services(root: Path, base_env: dict[str, str], config: Path) -> Iterator[Services]:
     """Start intake, escalator, notifier and audit as processes on free ports; stop them at the end."""
-    key = base64.b64encode(Ed25519PrivateKey.generate().private_bytes_raw()).decode()
+    # The stack's key when it has one: checkpoints of one database signed by several keys fail verification.
+    key = (
+        base_env.get("AUDIT_SIGNING_KEY") or base64.b64encode(Ed25519PrivateKey.generate().private_bytes_raw()).decode()
+    )
     env = dict(base_env)
     env.update(
         ESCALATION_CONFIG_DIR=str(config),

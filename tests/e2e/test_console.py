@@ -121,7 +121,7 @@ async def test_triggered_incident_appears_live_is_acknowledged_by_click_and_audi
     await expect(page.locator(".sla[data-clock=acknowledge]")).to_contain_text("of 15m")
     await page.get_by_role("button", name="Acknowledge").click()
     await expect(page.locator("#incident-state")).to_have_text("acknowledged", timeout=WAIT_MS)
-    await expect(page.locator("#timeline-title + ol li[data-type='incident.acknowledged']")).to_contain_text(
+    await expect(page.locator("#timeline-title ~ ol li[data-type='incident.acknowledged']")).to_contain_text(
         "by ada-admin"
     )
 
@@ -200,3 +200,31 @@ async def test_the_simulator_runs_by_keyboard_and_draws_its_timeline(console: tu
     await script.fill("start: 2026-11-27T22:00:00Z\nevents:\n  - {at: soon, action: trigger}\n")
     await page.get_by_role("button", name="Run simulation").click()
     await expect(page.locator("#sim-error")).to_contain_text("events.0.at")
+
+
+async def test_every_page_fits_a_360_px_screen_in_both_themes(console: tuple[Stack, str], browser: Browser) -> None:
+    stack, service = console
+    incident_id = await _trigger(stack, service, "Narrow screens need love too", severity="warning")
+    context = await browser.new_context(viewport={"width": 360, "height": 740}, color_scheme="dark")
+    page = await context.new_page()
+    try:
+        await _sign_in(page, stack, "ada-admin")
+        theme = page.get_by_role("button", name="Dark theme")
+        await expect(theme).to_have_attribute("aria-pressed", "true")  # the system's preference
+        await theme.click()
+        await expect(page.locator("html")).to_have_attribute("data-theme", "light")
+        await page.reload()  # the choice is kept
+        await expect(page.locator("html")).to_have_attribute("data-theme", "light")
+        for route, ready in (
+            ("#/incidents", f'tr[data-incident-id="{incident_id}"]'),
+            (f"#/incidents/{incident_id}", "#timeline-title"),
+            ("#/oncall", ".oncall-now"),
+            ("#/policies", "#sim-run"),
+            ("#/audit", "#report-table"),
+        ):
+            await page.goto(f"{stack.url('audit')}/console/{route}")
+            await expect(page.locator(ready).first).to_be_visible(timeout=WAIT_MS)
+            overflow = await page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{route} is {overflow} px wider than a 360 px screen"
+    finally:
+        await context.close()

@@ -14,8 +14,7 @@ let current = null; // the page shown: {cleanup?()}
 function applyTheme(theme) {
   document.documentElement.dataset.theme = theme;
   const button = document.getElementById("theme");
-  button.setAttribute("aria-pressed", String(theme === "dark"));
-  button.textContent = theme === "dark" ? "Light theme" : "Dark theme";
+  button.setAttribute("aria-pressed", String(theme === "dark")); // a toggle: its label stays, its state changes
 }
 
 function initialTheme() {

@@ -14,6 +14,17 @@ export async function incidentPage(view, id) {
   fill(view, h("p", {}, h("a", {href: "#/incidents"}, "← Incidents")), heading,
     h("div", {class: "grid2"}, summary, clocksBox), actionsBox, timelineBox);
   let incident = null;
+  const deliveries = h("input", {type: "checkbox", id: "show-deliveries"});
+  let entries = [];
+  deliveries.addEventListener("change", () => renderTimeline());
+
+  function renderTimeline() {
+    const shown = deliveries.checked ? entries : entries.filter((e) => !e.type.startsWith("notification."));
+    const hidden = entries.length - shown.length;
+    fill(timelineBox, h("h2", {id: "timeline-title"}, "Timeline"),
+      h("div", {class: "row"}, deliveries, h("label", {for: "show-deliveries"}, `Show delivery attempts${hidden ? ` (${hidden} hidden)` : ""}`)),
+      timelineList(shown));
+  }
 
   async function load() {
     const focused = document.activeElement && document.activeElement.id;
@@ -41,7 +52,8 @@ export async function incidentPage(view, id) {
       h("p", {}, h("a", {href: `#/audit?incident=${incident.incident_id}`}, "Open in the audit log")));
     renderClocks(detail.clocks, skew);
     renderActions();
-    fill(timelineBox, h("h2", {id: "timeline-title"}, "Timeline"), timelineList(timeline.entries));
+    entries = timeline.entries;
+    renderTimeline();
     const again = focused && document.getElementById(focused);
     if (again && !again.disabled) again.focus();
   }
