@@ -15,6 +15,7 @@ from services.audit.signing import load_private_key
 from services.audit.store import AuditStore
 from services.audit.verify import verify_items
 from services.chaos import invariants as inv
+from shared.kafka import partitions_of
 from shared.topics import ALL_TOPICS, ESCALATION_EVENTS, INCIDENT_COMMANDS
 
 AUDIT_GROUP = "audit"
@@ -55,10 +56,8 @@ async def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
     await consumer.start()
     try:
-        parts = [TopicPartition(t, p) for t in ALL_TOPICS for p in consumer.partitions_for_topic(t) or ()]
-        if not parts:
-            await consumer.topics()
-            parts = [TopicPartition(t, p) for t in ALL_TOPICS for p in consumer.partitions_for_topic(t) or ()]
+        # The consumer's own metadata cache knows no topic until it subscribes: ask the broker.
+        parts = [tp for t in ALL_TOPICS for tp in await partitions_of(consumer, t)]
         ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
         return ends
     finally:
