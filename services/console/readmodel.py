@@ -42,11 +42,14 @@ class IncidentQuery:
         )
 
 
+# Incidents opened since $1, and older ones never resolved (still open, however old).
 _OPENED = f"""
-SELECT incident_id, incident_key FROM audit_log
-WHERE type = '{ev.INCIDENT_OPENED}' AND ($1::timestamptz IS NULL OR occurred_at >= $1)
-  AND ($2::text IS NULL OR service = $2) AND ($3::text IS NULL OR priority = $3)
-ORDER BY occurred_at DESC, seq DESC LIMIT $4
+SELECT i.incident_id, i.incident_key FROM audit_log i
+WHERE i.type = '{ev.INCIDENT_OPENED}'
+  AND ($1::timestamptz IS NULL OR i.occurred_at >= $1 OR NOT EXISTS (
+      SELECT 1 FROM audit_log r WHERE r.incident_id = i.incident_id AND r.type = '{ev.INCIDENT_RESOLVED}'))
+  AND ($2::text IS NULL OR i.service = $2) AND ($3::text IS NULL OR i.priority = $3)
+ORDER BY i.occurred_at DESC, i.seq DESC LIMIT $4
 """  # noqa: S608 - a constant, no input
 
 _FACTS = f"""

@@ -127,7 +127,8 @@ class Console:
             priority: Annotated[str | None, Query(pattern=r"^P[1-5]$")] = None,
             state: Literal["open", "triggered", "acknowledged", "snoozed", "resolved"] | None = None,
             since: Annotated[
-                AwareDatetime | None, Query(description="Incidents opened from (default: 7 days ago).")
+                AwareDatetime | None,
+                Query(description="Incidents opened from (default: 7 days ago); open ones are listed however old."),
             ] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 200,
         ) -> IncidentQuery:

@@ -130,6 +130,17 @@ class History:
         )
         await self.write(command, acked)
 
+    async def resolve(self, trig: Envelope, at: datetime) -> None:
+        """The escalator's resolution."""
+        done = new_envelope(
+            ev.INCIDENT_RESOLVED,
+            ev.IncidentResolved(actor="carol"),
+            incident_key=trig.incident_key,
+            occurred_at=at,
+            incident_id=trig.event_id,
+        )
+        await self.write(done)
+
 
 @pytest.fixture(scope="module")
 def service() -> str:
@@ -149,12 +160,16 @@ async def history(database_url: str, service: str) -> AsyncIterator[History]:
 
 @pytest.fixture(scope="module")
 async def seeded(history: History) -> dict[str, Envelope]:
-    """Three incidents: `paged` triggered at level 1, `acked` acknowledged by alice, `low` a P3."""
+    """Three incidents: `paged` triggered at level 1, `acked` acknowledged by alice, `low` a P3; and two
+    opened 20 days ago: `stale` still open, `done` resolved."""
+    stale = await history.open("stale", at=T0 - timedelta(days=20))
+    done = await history.open("done", at=T0 - timedelta(days=20))
+    await history.resolve(done, T0 - timedelta(days=20) + timedelta(hours=1))
     paged = await history.open("paged")
     acked = await history.open("acked")
     await history.acknowledge(acked, "alice", T0 + timedelta(minutes=2))
     low = await history.open("low", priority="P3")
-    return {"paged": paged, "acked": acked, "low": low}
+    return {"paged": paged, "acked": acked, "low": low, "stale": stale, "done": done}
 
 
 @pytest.fixture(scope="module")
@@ -204,11 +219,18 @@ async def _ids(http: httpx.AsyncClient, service: str, **query: str) -> set[str]:
 async def test_the_list_folds_each_incident_and_filters_it(
     http: httpx.AsyncClient, service: str, seeded: dict[str, Envelope]
 ) -> None:
-    paged, acked, low = (str(seeded[k].event_id) for k in ("paged", "acked", "low"))
+    paged, acked, low, stale = (str(seeded[k].event_id) for k in ("paged", "acked", "low", "stale"))
     answer = await http.get("/v1/console/incidents", params={"service": service})
     items = {i["incident_id"]: i for i in answer.json()["items"]}
-    assert set(items) == {paged, acked, low}
-    assert [i["incident_id"] for i in answer.json()["items"]] == [low, acked, paged]  # newest first
+    assert set(items) == {paged, acked, low, stale}  # older than 7 days: only the one still open
+    assert [i["incident_id"] for i in answer.json()["items"]] == [low, acked, paged, stale]  # newest first
+    assert (items[stale]["state"], items[stale]["level"]) == ("triggered", 1)
+    month = (
+        await http.get(
+            "/v1/console/incidents", params={"service": service, "since": (T0 - timedelta(days=30)).isoformat()}
+        )
+    ).json()
+    assert str(seeded["done"].event_id) in {i["incident_id"] for i in month["items"]}
     assert (items[paged]["state"], items[paged]["level"], items[paged]["teams"]) == ("triggered", 1, ["frontline"])
     assert (items[acked]["state"], items[acked]["acknowledged_by"]) == ("acknowledged", "alice")
     assert items[paged]["next_escalation"] == {
@@ -218,9 +240,9 @@ async def test_the_list_folds_each_incident_and_filters_it(
     }
     assert items[acked]["next_escalation"] is None
     assert await _ids(http, service, state="acknowledged") == {acked}
-    assert await _ids(http, service, state="open") == {paged, acked, low}
+    assert await _ids(http, service, state="open") == {paged, acked, low, stale}
     assert await _ids(http, service, priority="P3") == {low}
-    assert await _ids(http, service, team="frontline") == {paged, acked, low}
+    assert await _ids(http, service, team="frontline") == {paged, acked, low, stale}
     assert await _ids(http, service, team="infrastructure") == set()
 
 
@@ -269,7 +291,8 @@ async def test_the_stream_sends_the_list_then_each_committed_change(
         events = _events(stream)
         name, data = await anext(events)
         assert name == "snapshot"
-        assert {i["incident_id"] for i in data["items"]} == {str(seeded["paged"].event_id), str(seeded["low"].event_id)}
+        triggered = {str(seeded[k].event_id) for k in ("paged", "low", "stale")}
+        assert {i["incident_id"] for i in data["items"]} == triggered
 
         fresh = await history.open("fresh", at=NOW)  # committed now: NOTIFY after the commit
         name, data = await _change(events)
@@ -287,7 +310,9 @@ async def test_mtta_and_mttr_over_time(http: httpx.AsyncClient, service: str, se
     assert answer.status_code == 200, answer.text
     mine = next(s for s in answer.json()["series"] if s["group"] == service)["points"]
     assert len(mine) in (2, 3)  # every hour from an hour before T0 to now, empty ones too
-    listed = (await http.get("/v1/console/incidents", params={"service": service})).json()["items"]
+    everything = (await http.get("/v1/console/incidents", params={"service": service})).json()["items"]
+    since = T0 - timedelta(hours=1)
+    listed = [i for i in everything if datetime.fromisoformat(i["opened_at"]) >= since]  # the report's window
     assert sum(p["incidents"] for p in mine) == len(listed)
     assert sum(p["acknowledged"] for p in mine) == sum(1 for i in listed if i["acknowledged_at"])
     assert any(p["mtta_seconds"] is not None for p in mine)

@@ -39,7 +39,7 @@ export async function incidentsPage(view, params) {
   function render() {
     const items = [...rows.values()].sort((a, b) => (b.opened_at || "").localeCompare(a.opened_at || ""));
     fill(body, items.map(row));
-    count.textContent = `${items.length} incident${items.length === 1 ? "" : "s"} opened in the last 7 days`;
+    count.textContent = `${items.length} incident${items.length === 1 ? "" : "s"} (open ones, and others opened in the last 7 days)`;
     if (!items.length) body.append(h("tr", {}, h("td", {colspan: 8, class: "muted"}, "No incident matches.")));
   }
 
