@@ -31,11 +31,13 @@ class IncidentQuery:
     state: str | None = None
     since: datetime | None = None
     limit: int = 200
+    incident_id: uuid.UUID | None = None
 
     def admits(self, view: IncidentView) -> bool:
         """True when the folded incident passes the filters read models cannot apply in SQL."""
         return (
-            (self.service is None or view.service == self.service)
+            (self.incident_id is None or view.incident_id == str(self.incident_id))
+            and (self.service is None or view.service == self.service)
             and (self.priority is None or view.priority == self.priority)
             and (self.team is None or self.team in view.teams)
             and (self.state is None or view.state == self.state or (self.state == "open" and view.is_open))
@@ -49,6 +51,7 @@ WHERE i.type = '{ev.INCIDENT_OPENED}'
   AND ($1::timestamptz IS NULL OR i.occurred_at >= $1 OR NOT EXISTS (
       SELECT 1 FROM audit_log r WHERE r.incident_id = i.incident_id AND r.type = '{ev.INCIDENT_RESOLVED}'))
   AND ($2::text IS NULL OR i.service = $2) AND ($3::text IS NULL OR i.priority = $3)
+  AND ($5::uuid IS NULL OR i.incident_id = $5)
 ORDER BY i.occurred_at DESC, i.seq DESC LIMIT $4
 """  # noqa: S608 - a constant, no input
 
@@ -122,7 +125,7 @@ async def list_incidents(
 ) -> list[IncidentView]:
     """The latest incidents matching the query, newest first, with their next escalation."""
     async with pool.acquire() as conn:
-        rows = await conn.fetch(_OPENED, query.since, query.service, query.priority, query.limit)
+        rows = await conn.fetch(_OPENED, query.since, query.service, query.priority, query.limit, query.incident_id)
         views = [v for v in await _views(conn, [(r["incident_id"], r["incident_key"]) for r in rows], now)]
         await _with_clocks(conn, catalog, views, now)
     return [v for v in views if query.admits(v)]

@@ -131,9 +131,10 @@ class Console:
                 Query(description="Incidents opened from (default: 7 days ago); open ones are listed however old."),
             ] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+            incident_id: Annotated[uuid.UUID | None, Query(description="Only this incident.")] = None,
         ) -> IncidentQuery:
             start = since or datetime.now(UTC) - timedelta(days=7)
-            return IncidentQuery(service, team, priority, state, start, limit)
+            return IncidentQuery(service, team, priority, state, start, limit, incident_id)
 
         @router.get("/me")
         async def me(who: Annotated[Principal, reader]) -> dict[str, Any]:

@@ -242,6 +242,7 @@ async def test_the_list_folds_each_incident_and_filters_it(
     assert await _ids(http, service, state="acknowledged") == {acked}
     assert await _ids(http, service, state="open") == {paged, acked, low, stale}
     assert await _ids(http, service, priority="P3") == {low}
+    assert await _ids(http, service, incident_id=paged) == {paged}
     assert await _ids(http, service, team="frontline") == {paged, acked, low, stale}
     assert await _ids(http, service, team="infrastructure") == set()
 

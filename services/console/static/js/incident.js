@@ -130,7 +130,7 @@ export async function incidentPage(view, id) {
   await load();
   // Reload when the audit log records anything about this incident.
   let pending = null;
-  const feed = stream("/v1/console/stream", {}, (name, data) => {
+  const feed = stream("/v1/console/stream", {incident_id: id, since: "1970-01-01T00:00:00Z"}, (name, data) => {
     const touched = name === "snapshot" || (name === "upsert" && data.items.some((i) => i.incident_id === id));
     if (touched && incident && !pending) {
       pending = setTimeout(() => {
