@@ -99,6 +99,29 @@ async def _trigger(stack: Stack, service: str, summary: str, severity: str = "cr
     return incident_id
 
 
+async def test_without_tokens_the_console_is_open_and_records_the_name_given(
+    stack: Stack, page: Page, http: httpx.AsyncClient
+) -> None:
+    # First in the module: the session's stack as it is, without the access tokens `console` adds.
+    answer = await http.post(
+        f"{stack.url('intake')}/v1/events",
+        json={
+            "event_action": "trigger",
+            "service": stack.service,
+            "dedup_key": uuid.uuid4().hex[:10],
+            "summary": "Open",
+        },
+    )
+    incident_id = answer.json()["event_id"]
+    await page.goto(f"{stack.url('audit')}/console/#/incidents/{incident_id}")
+    await expect(page.locator("#who")).to_have_text("authentication off")
+    await expect(page.locator("#incident-state")).to_have_text("triggered", timeout=WAIT_MS)
+    await page.get_by_label("Your name (recorded as who acted; authentication is off)").fill("olga")
+    await page.get_by_role("button", name="Acknowledge").click()
+    await expect(page.locator("#incident-state")).to_have_text("acknowledged", timeout=WAIT_MS)
+    await expect(page.locator("li[data-type='incident.acknowledged']")).to_contain_text("by olga")
+
+
 async def test_triggered_incident_appears_live_is_acknowledged_by_click_and_audited(
     console: tuple[Stack, str], page: Page, tmp_path: Path
 ) -> None:

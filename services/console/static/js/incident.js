@@ -1,5 +1,7 @@
 // One incident: state, level, next escalation countdown, SLA clocks, timeline and the operator actions.
-import {abilities, api, ApiError, stream} from "./api.js";
+import {abilities, api, ApiError, session, stream} from "./api.js";
+
+const ACTOR_KEY = "escalation.console.actor";
 import {countdown, duration, field, fill, h, priority, select, state, time, toast} from "./dom.js";
 import {timelineList} from "./timeline.js";
 
@@ -92,7 +94,12 @@ export async function incidentPage(view, id) {
     const [reassignBox, reassign] = field("reassign-to", "Reassign to", select("reassign", targets));
     reassign.disabled = off;
     const [noteBox, note] = field("note-text", "Note", h("textarea", {rows: "3", maxlength: "10000", disabled: !can.act}));
-    fill(actionsBox, h("h2", {id: "actions-title"}, "Actions"), why, status,
+    // Authentication off: nobody is signed in, so the person says who they are (the intake records it).
+    const open = session.me && !session.me.auth;
+    const [actorBox, actor] = field("actor-name", "Your name (recorded as who acted; authentication is off)",
+      h("input", {type: "text", autocomplete: "name", maxlength: "255", value: sessionStorage.getItem(ACTOR_KEY) || ""}));
+    actor.addEventListener("change", () => sessionStorage.setItem(ACTOR_KEY, actor.value.trim()));
+    fill(actionsBox, h("h2", {id: "actions-title"}, "Actions"), why, open ? actorBox : null, status,
       h("div", {class: "actions"},
         h("fieldset", {}, h("legend", {}, "Respond"),
           button("acknowledge", "Acknowledge", {disabled: incident.state !== "triggered"}),
@@ -117,7 +124,9 @@ export async function incidentPage(view, id) {
   async function act(action, body) {
     status.textContent = `Sending ${action}…`;
     try {
-      await api(`/v1/console/incidents/${id}/${action}`, {method: "POST", body});
+      const who = sessionStorage.getItem(ACTOR_KEY);
+      const sent = session.me && !session.me.auth && who ? {...body, actor: who} : body;
+      await api(`/v1/console/incidents/${id}/${action}`, {method: "POST", body: sent});
       status.textContent = `${action} accepted; waiting for the escalator…`;
       toast(`${action} accepted`);
       return true;
