@@ -126,7 +126,7 @@ async def list_incidents(
     """The latest incidents matching the query, newest first, with their next escalation."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(_OPENED, query.since, query.service, query.priority, query.limit, query.incident_id)
-        views = [v for v in await _views(conn, [(r["incident_id"], r["incident_key"]) for r in rows], now)]
+        views = await _views(conn, [(r["incident_id"], r["incident_key"]) for r in rows], now)
         await _with_clocks(conn, catalog, views, now)
     return [v for v in views if query.admits(v)]
 

@@ -188,6 +188,8 @@ async def base_url(
         kafka_bootstrap_servers=kafka_bootstrap,
         escalation_config_dir=Path(config),
         audit_consumer_group=f"it-console-{uuid.uuid4().hex[:8]}",
+        # No checkpoints: the session's database is shared, and another module's verify pins its own key.
+        audit_signing_key=None,
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CONSOLE_INTAKE_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
