@@ -346,6 +346,36 @@ def chaos(
     raise typer.Exit(0 if result.ok else 1)
 
 
+@app.command()
+def bench(
+    rate: float = typer.Option(5000.0, help="Events per second offered in the sustained phase."),
+    duration: float = typer.Option(300.0, help="Seconds of the sustained phase."),
+    latency_rate: float = typer.Option(1000.0, help="Events per second in the latency phase."),
+    latency_seconds: float = typer.Option(30.0, help="Seconds of the latency phase."),
+    workers: int = typer.Option(1, min=1, help="Workers of each service side by side."),
+    out: Path = typer.Option(Path("bench/results"), help="Folder of e2e.json, e2e.md and e2e-latency.png."),
+) -> None:
+    """Measure the whole pipeline on a fresh stack next to raw baselines of the same run; print one table."""
+    from services.benchmark.report import markdown
+    from services.benchmark.run import Options, run, stack_from_env
+    from services.stack.errors import StackError
+
+    opts = Options(
+        rate=rate,
+        duration=duration,
+        latency_rate=latency_rate,
+        latency_seconds=latency_seconds,
+        workers=workers,
+        out=out,
+    )
+    try:
+        result = asyncio.run(run(opts, stack_from_env(), typer.echo))
+    except (StackError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(markdown(result))
+    typer.echo("written: " + ", ".join(result["files"]))
+
+
 def main() -> None:
     """Entry point of the `escalation` command."""
     app()
