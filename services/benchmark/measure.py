@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+from aiokafka.errors import KafkaError
 
 from services.chaos import collect
 from services.stack import processes
@@ -45,6 +46,7 @@ class Sampler:
     pages: Callable[[], int]
     every: float = 5.0
     samples: list[Sample] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
 
     async def look(self, started: float) -> Sample:
         """One sample now."""
@@ -69,8 +71,8 @@ class Sampler:
         while True:
             try:
                 await self.look(started)
-            except (OSError, asyncpg.PostgresError):
-                pass  # a sample missed; the next one counts
+            except (OSError, KafkaError, asyncpg.PostgresError) as exc:  # missed; the next one counts
+                self.missed.append(f"{time.monotonic() - started:.0f}s: {exc!r}")
             await asyncio.sleep(self.every)  # a sampling period, not a wait for an event
 
 

@@ -192,6 +192,7 @@ async def run(opts: Options, stack: LocalStack, echo: Any = print) -> dict[str, 
             names = (*SERVICES,)
             result["peak_memory_mib"] = measure.peak_memory_mib(stack.root, names, opts.workers)
             result["samples"] = [asdict(s) for s in samples]
+            result["samples_missed"] = sampler.missed
         finally:
             await pool.close()
         result["table"] = _table(result)
