@@ -44,6 +44,12 @@ class TokenBuckets:
             return None
         return (cost - bucket.tokens) / self.rate
 
+    def refund(self, key: str, cost: float = 1.0) -> None:
+        """Give back tokens taken for a request that did not go out after all."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(self.burst, bucket.tokens + cost)
+
     def _sweep(self, now: float) -> None:
         full_after = self.burst / self.rate
         if now - self._swept < full_after:

@@ -103,6 +103,8 @@ class NotifierWorker:
         self._event_tasks: dict[int, set[asyncio.Task[None]]] = {}
         self._events_committed: dict[int, int] = {}
         self._keys = KeyLocks()  # one incident's events in their order
+        self._room = asyncio.Event()  # set while fewer than MAX_IN_FLIGHT events are in hand
+        self._room.set()
 
     async def start(self) -> None:
         """Create topics, connect, and start the loop (clients need the running event loop)."""
@@ -190,9 +192,9 @@ class NotifierWorker:
             try:
                 wait = self.deferred.seconds_to_next(datetime.now(UTC), POLL_SECONDS)
                 batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
-                if len(self.inflight) >= MAX_IN_FLIGHT:  # enough in hand: let some finish before reading more
-                    running = [t for tasks in self._event_tasks.values() for t in tasks]
-                    await asyncio.wait(running, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                if not self._room.is_set():  # enough in hand: let some finish before reading more
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._room.wait(), timeout=wait)
                 else:
                     batches = await self.consumer.getmany(timeout_ms=int(wait * 1000), max_records=BATCH)
                 for tp, records in batches.items():
@@ -214,6 +216,8 @@ class NotifierWorker:
     def _dispatch(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Handle one escalation event in a task of its own (tasks start in the order they are made)."""
         self.inflight.start(record.partition, record.offset)
+        if len(self.inflight) >= MAX_IN_FLIGHT:
+            self._room.clear()
         task = asyncio.create_task(self._process(record), name=f"event-{record.partition}-{record.offset}")
         tasks = self._event_tasks.setdefault(record.partition, set())
         tasks.add(task)
@@ -248,6 +252,8 @@ class NotifierWorker:
                     )
                     break
         self.inflight.done(record.partition, record.offset)
+        if len(self.inflight) < MAX_IN_FLIGHT // 2:
+            self._room.set()
 
     async def _commit(self) -> None:
         """Commit what moved: events up to the first still in hand, pending records up to the first unattempted."""

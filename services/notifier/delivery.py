@@ -75,12 +75,25 @@ class Throttle:
         self._channels = TokenBuckets(channel_rate, max(1.0, channel_rate))
         self._targets = TokenBuckets(target_rate, max(1.0, 2 * target_rate))
 
+    def wait(self, channel: str, address: str) -> float | None:
+        """None when one more send on `channel` to `address` is within both limits (and counted it), else
+        the seconds until it may be."""
+        now = time.monotonic()
+        wait = self._channels.take(channel, now)
+        if wait is None:
+            wait = self._targets.take(f"{channel}:{address}", now)
+            if wait is not None:
+                self._channels.refund(channel)
+        if wait is not None:
+            THROTTLED.labels(channel).inc()
+        return wait
+
     async def turn(self, channel: str, address: str) -> None:
         """Return when one more send on `channel` to `address` is within both limits."""
-        for buckets, key in ((self._channels, channel), (self._targets, f"{channel}:{address}")):
-            while (wait := buckets.take(key, time.monotonic())) is not None:
-                THROTTLED.labels(channel).inc()
-                await asyncio.sleep(wait)  # the bucket's refill time, not a guess
+        wait = self.wait(channel, address)
+        while wait is not None:
+            await asyncio.sleep(wait)  # the bucket's refill time, not a guess
+            wait = self.wait(channel, address)
 
 
 def reached_at(env: Envelope, step: ev.EscalationStepReached) -> datetime:
@@ -248,8 +261,8 @@ class Deliverer:
         if channel is None:
             outcome = DeliveryOutcome(False, False, error=f"no {send.channel} channel is configured")
         else:
-            if self._throttle is not None:
-                await self._throttle.turn(send.channel, send.address)
+            if self._throttle is not None and self._throttle.wait(send.channel, send.address) is not None:
+                await self._throttle.turn(send.channel, send.address)  # over a limit: wait for the turn
             outcome = await channel.send(send.address, note)
         final = outcome.delivered or not outcome.retryable or attempt >= self._max_attempts
         ATTEMPTS.labels(send.channel, "delivered" if outcome.delivered else "failed").inc()
