@@ -346,6 +346,9 @@ def chaos(
     raise typer.Exit(0 if result.ok else 1)
 
 
+BENCH_OUT = Path("bench/results")
+
+
 @app.command()
 def bench(
     rate: float = typer.Option(5000.0, help="Events per second offered in the sustained phase."),
@@ -353,9 +356,9 @@ def bench(
     latency_rate: float = typer.Option(1000.0, help="Events per second in the latency phase."),
     latency_seconds: float = typer.Option(30.0, help="Seconds of the latency phase."),
     workers: int = typer.Option(1, min=1, help="Workers of each service side by side."),
-    out: Path = typer.Option(Path("bench/results"), help="Folder of e2e.json, e2e.md and e2e-latency.png."),
+    out: Annotated[Path, typer.Option(help="Folder of e2e.json, e2e.md and e2e-latency.png.")] = BENCH_OUT,
 ) -> None:
-    """Measure the whole pipeline on a fresh stack next to raw baselines of the same run; print one table."""
+    """Measure the whole pipeline on a fresh stack beside raw baselines of the same run; print one table."""
     from services.benchmark.report import markdown
     from services.benchmark.run import Options, run, stack_from_env
     from services.stack.errors import StackError
