@@ -12,7 +12,7 @@ from faust.types import EventT, Message, StreamT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from services.escalator import metrics
+from services.escalator import faust_acks, metrics
 from services.escalator.core.decide import NEEDS_SNAPSHOT, decide
 from services.escalator.core.heartbeat import incident_dedup_key, watch
 from services.escalator.core.policy import Catalog
@@ -46,6 +46,7 @@ class Escalator:
     def __init__(self, settings: EscalatorSettings, catalog: Catalog) -> None:
         self.settings = settings
         self.catalog = catalog
+        faust_acks.install()  # a command skipped during a rebalance is read again, not committed past
         self.timers = TimerIndex()
         self._wake = asyncio.Event()
         self.app = faust.App(
