@@ -19,6 +19,8 @@ from faust.transport.consumer import Consumer
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from shared.topics import INCIDENT_COMMANDS
+
 _faust_ack = Consumer.ack
 
 
@@ -35,6 +37,23 @@ def _ack(self: Any, message: Any) -> bool:
     return False
 
 
+_faust_perform_seek = Consumer.perform_seek
+
+
+async def _perform_seek(self: Any) -> None:
+    """Seek to the committed offsets, and a partition of incidents.commands with none to its start.
+
+    aiokafka's `seek_to_committed` only seeks where an offset above 0 was committed; a partition with
+    none kept its fetch position, past the commands the rebalance dropped from Faust's buffers (seen
+    at a fresh group's first rebalance: offsets 0-2 of the partitions a worker kept, never applied).
+    """
+    await _faust_perform_seek(self)
+    for tp in self.assignment():
+        if tp.topic == INCIDENT_COMMANDS and not self._committed_offset.get(tp):
+            await self.seek(tp, 0)
+
+
 def install() -> None:
-    """Replace Faust's consumer acknowledgement with the one above (idempotent)."""
+    """Replace Faust's consumer acknowledgement and seek with the ones above (idempotent)."""
     Consumer.ack = _ack  # type: ignore[method-assign]
+    Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]
