@@ -279,8 +279,9 @@ class Console:
         loop = asyncio.get_running_loop()
         ends = loop.time() + STREAM_LIFETIME.total_seconds()
         stopping = asyncio.ensure_future(self.shutdown.event.wait())
+        shown: set[str] = set()  # the incidents the client lists: only these can be removed
         try:
-            yield await self._snapshot(q)
+            yield await self._snapshot(q, shown)
             while loop.time() < ends and not self.shutdown.event.is_set():
                 ready = asyncio.ensure_future(changes.ready.wait())
                 done, _ = await asyncio.wait(
@@ -294,7 +295,7 @@ class Console:
                     continue
                 everything, ids = changes.take()
                 if everything:
-                    yield await self._snapshot(q)
+                    yield await self._snapshot(q, shown)
                     continue
                 now = datetime.now(UTC)
                 try:
@@ -303,7 +304,10 @@ class Console:
                     log.exception("console stream cannot read incidents; the next change retries")
                     continue
                 keep = [v.as_dict() for v in views if q.admits(v)]
-                drop = [v.incident_id for v in views if not q.admits(v)]
+                # Incidents of other lists that changed are none of this client's business.
+                drop = [v.incident_id for v in views if not q.admits(v) and str(v.incident_id) in shown]
+                shown.update(str(v.incident_id) for v in views if q.admits(v))
+                shown.difference_update(str(i) for i in drop)
                 if keep:
                     yield _sse("upsert", {"items": keep, "now": now.isoformat()})
                 if drop:
@@ -312,10 +316,13 @@ class Console:
             stopping.cancel()
             self.feed.unsubscribe(changes)
 
-    async def _snapshot(self, q: IncidentQuery) -> bytes:
+    async def _snapshot(self, q: IncidentQuery, shown: set[str]) -> bytes:
+        """The list as it is now; `shown` becomes the ids the client has."""
         now = datetime.now(UTC)
         try:
             items = await list_incidents(self.pool, self.config.current().catalog, q, now)
         except _DB_ERRORS as exc:
             return _sse("problem", {"title": "Audit database unavailable", "detail": repr(exc)})
+        shown.clear()
+        shown.update(str(v.incident_id) for v in items)
         return _sse("snapshot", {"items": [v.as_dict() for v in items], "now": now.isoformat()})

@@ -297,6 +297,12 @@ async def test_the_stream_sends_the_list_then_each_committed_change(
         triggered = {str(seeded[k].event_id) for k in ("paged", "low", "stale")}
         assert {i["incident_id"] for i in data["items"]} == triggered
 
+        # Another list's incident changes (another service): this client hears nothing of it.
+        elsewhere = History(history.store, f"{service}-elsewhere")
+        elsewhere.offset = 10_000  # its own offsets, past this module's
+        other = await elsewhere.open("other", at=NOW)
+        await elsewhere.acknowledge(other, "carol", NOW)
+
         fresh = await history.open("fresh", at=NOW)  # committed now: NOTIFY after the commit
         name, data = await _change(events)
         assert name == "upsert"
