@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import Header, HTTPException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.ids import check_service_id
 from shared.logging import get_logger
 from shared.yamlconfig import ConfigError, section_entries, yaml_files
 
@@ -56,6 +57,11 @@ class TokenEntry(BaseModel):
     role: Role
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256 of the token.")
     service: str | None = Field(None, min_length=1, description="The service an integration key reports for.")
+
+    @field_validator("service")
+    @classmethod
+    def _service_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_service_id(value)
 
     @model_validator(mode="after")
     def _integration_has_service(self) -> TokenEntry:

@@ -53,6 +53,13 @@ SERVICE_PATTERN = r"^[^/]+$"
 """A service id: anything but '/', which separates it from the dedup key in an incident key."""
 
 
+def check_service_id(value: str) -> str:
+    """A configured service id, refused (ValueError) when it holds '/'."""
+    if "/" in value:
+        raise ValueError("a service id may not contain '/': it separates the service from the dedup key")
+    return value
+
+
 def incident_key(service: str, dedup_key: str) -> str:
     """Return the Kafka key of an incident: its service and dedup key."""
     return f"{service}/{dedup_key}"

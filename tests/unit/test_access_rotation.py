@@ -8,6 +8,7 @@ import pytest
 from fastapi import HTTPException
 
 from shared.auth import Role, load_access, token_hash
+from shared.yamlconfig import ConfigError
 
 READERS = frozenset({Role.AUDITOR})
 
@@ -62,3 +63,13 @@ def test_an_open_folder_becomes_protected_when_a_token_appears(tmp_path: Path) -
     assert access.refresh() is True
     assert access.enabled
     assert access.authenticate("Bearer tok-first", READERS).name == "first"
+
+
+def test_an_integration_key_for_a_service_with_a_slash_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "access.yaml").write_text(
+        f"access:\n  prom:\n    role: integration\n    service: web/api\n    token_sha256: {token_hash('k')}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_access(tmp_path)
+    assert caught.value.line == 4
+    assert "may not contain '/'" in caught.value.message

@@ -255,3 +255,12 @@ def test_a_section_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
 def test_an_infinite_delay_is_a_config_error_not_a_crash(tmp_path: Path) -> None:
     folder = _write(tmp_path, {"policies.yaml": POLICIES.replace("delay: 5m", "delay: .inf")})
     _check(_error(folder), tmp_path / "policies.yaml", 6, "policies.tiered.levels.0.delay", "duration")
+
+
+def test_a_service_id_with_a_slash_is_refused_by_name(tmp_path: Path) -> None:
+    """'/' separates the service from the dedup key in an incident key: 'web/api' would read back as 'web'."""
+    folder = _write(tmp_path, {"policies.yaml": POLICIES, "services.yaml": SERVICES.replace("search:", "web/api:")})
+    error = _error(folder)
+    assert (error.path, error.line) == (tmp_path / "services.yaml", 5), str(error)
+    assert error.field.startswith("services.web/api")
+    assert "may not contain '/'" in error.message

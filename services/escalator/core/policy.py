@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr, f
 from services.escalator.core.calendar import BusinessCalendar
 from services.escalator.core.durations import Duration
 from shared.events import Severity, Target
+from shared.ids import check_service_id
 
 
 class _Frozen(BaseModel):
@@ -189,6 +190,12 @@ class Service(_Frozen):
     """A monitored service: its policy, default priority, calendar and maintenance windows."""
 
     id: str = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _no_slash(cls, value: str) -> str:
+        return check_service_id(value)
+
     name: str | None = None
     escalation_policy: str = Field(min_length=1)
     default_priority: Priority | None = None
