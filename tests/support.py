@@ -6,9 +6,12 @@ import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
+
+if TYPE_CHECKING:
+    from shared.envelope import Envelope
 
 T = TypeVar("T")
 
@@ -61,3 +64,45 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, w
         if loop.time() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(every)
+
+
+async def publish_opened(
+    bootstrap: str, service: str, dedup: str, summary: str = "down", priority: str = "P3"
+) -> Envelope:
+    """Publish an `incident.opened` to escalations.events as the escalator would (the intake's
+    directory learns incident ids from it); return it (its incident id is its trigger's event id)."""
+    from datetime import UTC, datetime
+
+    from shared import events as ev
+    from shared.envelope import new_envelope
+    from shared.kafka import Publisher, make_producer
+    from shared.topics import ESCALATION_EVENTS
+
+    key = f"{service}/{dedup}"
+    trigger = new_envelope(
+        ev.TRIGGER, ev.Trigger(service=service, dedup_key=dedup, summary=summary), incident_key=key,
+        occurred_at=datetime.now(UTC),
+    )  # fmt: skip
+    opened = new_envelope(
+        ev.INCIDENT_OPENED,
+        ev.IncidentOpened(
+            service=service,
+            dedup_key=dedup,
+            summary=summary,
+            severity=ev.Severity.ERROR,
+            policy_id="p",
+            policy_hash="h",
+            priority=priority,
+        ),
+        incident_key=key,
+        occurred_at=datetime.now(UTC),
+        incident_id=trigger.event_id,
+        cause=trigger,
+    )
+    producer = make_producer(bootstrap, "test-opened")
+    await producer.start()
+    try:
+        await Publisher(producer).publish(ESCALATION_EVENTS, opened)
+    finally:
+        await producer.stop()
+    return opened

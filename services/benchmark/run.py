@@ -69,11 +69,7 @@ class Options:
 
 def stack_from_env() -> LocalStack:
     """The run's own stack: `.stack/bench-e2e` and ports 32092/32093/32432 unless the environment says otherwise."""
-    os.environ.setdefault("ESCALATION_STACK_DIR", str(PROJECT_ROOT / ".stack" / "bench-e2e"))
-    os.environ.setdefault("STACK_KAFKA_PORT", "32092")
-    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "32093")
-    os.environ.setdefault("STACK_POSTGRES_PORT", "32432")
-    return LocalStack.from_env()
+    return LocalStack.of_command("bench-e2e", 32092, 32432)
 
 
 def _env(stack: LocalStack, config: Path, opts: Options) -> dict[str, str]:

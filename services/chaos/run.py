@@ -256,11 +256,7 @@ def _count(values: Any) -> dict[str, int]:
 
 def stack_from_env() -> LocalStack:
     """The run's own stack: `.stack/chaos` and ports 31092/31093/31432 unless the environment says otherwise."""
-    os.environ.setdefault("ESCALATION_STACK_DIR", str(PROJECT_ROOT / ".stack" / "chaos"))
-    os.environ.setdefault("STACK_KAFKA_PORT", "31092")
-    os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", "31093")
-    os.environ.setdefault("STACK_POSTGRES_PORT", "31432")
-    return LocalStack.from_env()
+    return LocalStack.of_command("chaos", 31092, 31432)
 
 
 def write_json(result: Result, path: Path) -> None:

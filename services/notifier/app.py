@@ -230,7 +230,7 @@ class NotifierWorker:
         async with self._keys.hold(key):
             while True:
                 try:
-                    await self._handle(record.topic, record.partition, record.offset, record.key, record.value)
+                    await self._handle(record)
                     break
                 except (KafkaError, PublishError) as exc:
                     if self._stopping.is_set():
@@ -241,15 +241,7 @@ class NotifierWorker:
                 except Exception as exc:
                     # A bug must not stop this partition's pages for ever: the event is parked with the reason.
                     log.exception("event could not be handled; dead-lettered", offset=record.offset)
-                    await self.publisher.dead_letter(
-                        GROUP,
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        key=record.key,
-                        value=record.value,
-                        reason=f"{type(exc).__name__}: {exc}",
-                    )
+                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}")
                     break
         self.inflight.done(record.partition, record.offset)
         if len(self.inflight) < MAX_IN_FLIGHT // 2:
@@ -292,24 +284,28 @@ class NotifierWorker:
         error = self.deferred.take(record.partition, record.offset, record.value)
         if error is not None:
             log.warning("unreadable pending delivery dead-lettered", reason=str(error), offset=record.offset)
-            await self.publisher.dead_letter(
-                GROUP,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                value=record.value,
-                reason=str(error),
-            )
+            await self._dead_letter(record, str(error))
 
-    async def _handle(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        """Park a record this notifier cannot handle, with the reason (never silently dropped)."""
+        await self.publisher.dead_letter(
+            GROUP,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            reason=reason,
+        )
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:
-            env = decode(value)
+            env = decode(record.value)
         except EnvelopeError as exc:
-            log.warning("unreadable event dead-lettered", reason=str(exc), partition=partition, offset=offset)
-            await self.publisher.dead_letter(
-                GROUP, topic=topic, partition=partition, offset=offset, key=key, value=value, reason=str(exc)
+            log.warning(
+                "unreadable event dead-lettered", reason=str(exc), partition=record.partition, offset=record.offset
             )
+            await self._dead_letter(record, str(exc))
             return
         if env.type == ev.ESCALATION_STEP_REACHED:
             await self.deliverer.deliver_step(env)

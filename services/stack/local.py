@@ -36,6 +36,17 @@ class LocalStack:
             config_dir=Path(env.get("ESCALATION_CONFIG_DIR", PROJECT_ROOT / "examples" / "config")).resolve(),
         )
 
+    @classmethod
+    def of_command(cls, folder: str, kafka_port: int, postgres_port: int) -> LocalStack:
+        """A command's own stack (`escalation chaos`, `escalation bench`): `.stack/<folder>`, Kafka on
+        `kafka_port` (its controller on the next port) and PostgreSQL on `postgres_port`, unless the
+        environment names others (ESCALATION_STACK_DIR, STACK_*_PORT)."""
+        os.environ.setdefault("ESCALATION_STACK_DIR", str(PROJECT_ROOT / ".stack" / folder))
+        os.environ.setdefault("STACK_KAFKA_PORT", str(kafka_port))
+        os.environ.setdefault("STACK_KAFKA_CONTROLLER_PORT", str(kafka_port + 1))
+        os.environ.setdefault("STACK_POSTGRES_PORT", str(postgres_port))
+        return cls.from_env()
+
     @property
     def kafka(self) -> kafka.KafkaPaths:
         """Paths and ports of the broker."""

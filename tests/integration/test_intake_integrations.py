@@ -8,7 +8,6 @@ import copy
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,10 @@ from aiokafka import AIOKafkaConsumer
 from services.intake.app import create_app
 from shared import events as ev
 from shared.auth import token_hash
-from shared.envelope import Envelope, decode, new_envelope
-from shared.kafka import Publisher, make_producer
+from shared.envelope import Envelope, decode
 from shared.settings import IntakeSettings
-from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS
-from tests.support import eventually
+from shared.topics import INCIDENT_COMMANDS
+from tests.support import eventually, publish_opened
 
 pytestmark = pytest.mark.integration
 
@@ -225,34 +223,9 @@ async def test_without_keys_the_routing_key_names_the_service(kafka_bootstrap: s
 
 async def test_operator_actions_by_incident_id(secured: httpx.AsyncClient, kafka_bootstrap: str) -> None:
     service = f"ops-{RUN}"
-    trigger = new_envelope(
-        ev.TRIGGER,
-        ev.Trigger(service=service, dedup_key="disk", summary="disk full"),
-        incident_key=f"{service}/disk",
-        occurred_at=datetime.now(UTC),
-    )
-    opened = new_envelope(
-        ev.INCIDENT_OPENED,
-        ev.IncidentOpened(
-            service=service,
-            dedup_key="disk",
-            summary="disk full",
-            severity=ev.Severity.ERROR,
-            policy_id="p",
-            policy_hash="h",
-            priority="P3",
-        ),
-        incident_key=trigger.incident_key,
-        occurred_at=datetime.now(UTC),
-        incident_id=trigger.event_id,
-        cause=trigger,
-    )
-    producer = make_producer(kafka_bootstrap, "it-directory")
-    await producer.start()
-    await Publisher(producer).publish(ESCALATION_EVENTS, opened)  # as the escalator would
-    await producer.stop()
+    opened = await publish_opened(kafka_bootstrap, service, "disk", summary="disk full")
     as_responder = {"Authorization": f"Bearer {RESPONDER}"}
-    url = f"/v1/incidents/{trigger.event_id}"
+    url = f"/v1/incidents/{opened.incident_id}"
 
     async def acknowledged() -> httpx.Response | None:
         response = await secured.post(f"{url}/acknowledge", headers=as_responder)

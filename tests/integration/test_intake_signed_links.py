@@ -17,12 +17,11 @@ from pydantic import SecretStr
 from services.intake.app import create_app
 from shared import events as ev
 from shared.auth import token_hash
-from shared.envelope import Envelope, decode, new_envelope
-from shared.kafka import Publisher, make_producer
+from shared.envelope import Envelope, decode
 from shared.links import LinkSigner
 from shared.settings import IntakeSettings
-from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS
-from tests.support import eventually
+from shared.topics import INCIDENT_COMMANDS
+from tests.support import eventually, publish_opened
 
 pytestmark = pytest.mark.integration
 
@@ -62,34 +61,7 @@ async def intake(config: Path, kafka_bootstrap: str) -> AsyncIterator[httpx.Asyn
 
 async def _open_incident(bootstrap: str, dedup: str) -> uuid.UUID:
     """Publish an incident.opened as the escalator would; return the incident id."""
-    trigger = new_envelope(
-        ev.TRIGGER,
-        ev.Trigger(service=SERVICE, dedup_key=dedup, summary="db down"),
-        incident_key=f"{SERVICE}/{dedup}",
-        occurred_at=datetime.now(UTC),
-    )
-    opened = new_envelope(
-        ev.INCIDENT_OPENED,
-        ev.IncidentOpened(
-            service=SERVICE,
-            dedup_key=dedup,
-            summary="db down",
-            severity=ev.Severity.CRITICAL,
-            policy_id="p",
-            policy_hash="h",
-            priority="P1",
-        ),
-        incident_key=trigger.incident_key,
-        occurred_at=datetime.now(UTC),
-        incident_id=trigger.event_id,
-        cause=trigger,
-    )
-    producer = make_producer(bootstrap, "it-links")
-    await producer.start()
-    try:
-        await Publisher(producer).publish(ESCALATION_EVENTS, opened)
-    finally:
-        await producer.stop()
+    opened = await publish_opened(bootstrap, SERVICE, dedup, summary="db down", priority="P1")
     assert opened.incident_id is not None
     return opened.incident_id
 
