@@ -21,6 +21,9 @@ async def kafka_produce(bootstrap: str, topic: str, n: int) -> float:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
+        # One acknowledged write per partition first: a just-created topic's leaders are elected.
+        warm = [await producer.send(topic, RECORD, partition=p) for p in sorted(await producer.partitions_for(topic))]
+        await asyncio.gather(*warm)
         start = time.perf_counter()
         futures = [await producer.send(topic, RECORD, key=str(i % 512).encode()) for i in range(n)]
         await asyncio.gather(*futures)
