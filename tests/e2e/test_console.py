@@ -103,6 +103,9 @@ async def test_without_tokens_the_console_is_open_and_records_the_name_given(
     stack: Stack, page: Page, http: httpx.AsyncClient
 ) -> None:
     # First in the module: the session's stack as it is, without the access tokens `console` adds.
+    # A link to an incident not in the audit log yet (just triggered) waits for it instead of failing.
+    await page.goto(f"{stack.url('audit')}/console/#/incidents/{uuid.uuid4()}")
+    await expect(page.locator("#incident-waiting")).to_contain_text("not in the audit log yet", timeout=WAIT_MS)
     answer = await http.post(
         f"{stack.url('intake')}/v1/events",
         json={

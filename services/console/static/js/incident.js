@@ -136,12 +136,21 @@ export async function incidentPage(view, id) {
     }
   }
 
-  await load();
+  try {
+    await load();
+  } catch (err) {
+    // A link opened before the incident reached the audit log (it was just triggered): wait for it.
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+    heading.textContent = "Incident not recorded yet";
+    fill(summary, h("p", {role: "status", id: "incident-waiting"},
+      `Incident ${id} is not in the audit log yet; this page shows it as soon as it is recorded.`));
+  }
   // Reload when the audit log records anything about this incident.
   let pending = null;
   const feed = stream("/v1/console/stream", {incident_id: id, since: "1970-01-01T00:00:00Z"}, (name, data) => {
-    const touched = name === "snapshot" || (name === "upsert" && data.items.some((i) => i.incident_id === id));
-    if (touched && incident && !pending) {
+    const mine = (data.items || []).some((i) => i.incident_id === id);
+    const touched = (name === "snapshot" && (incident || mine)) || (name === "upsert" && mine);
+    if (touched && !pending) {
       pending = setTimeout(() => {
         pending = null;
         const keep = status.textContent;
