@@ -21,7 +21,6 @@ says so in its log at start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
@@ -35,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.ids import check_service_id
 from shared.logging import get_logger
-from shared.yamlconfig import ConfigError, section_entries, yaml_files
+from shared.yamlconfig import ConfigError, folder_stamp, section_entries
 
 log = get_logger("auth")
 
@@ -92,33 +91,17 @@ def new_token() -> str:
     return "esc_" + secrets.token_urlsafe(32)
 
 
-def _stamp(folder: Path | None) -> tuple[tuple[str, int, int], ...]:
-    """What changes when a YAML file of the folder is added, removed or written."""
-    if folder is None:
-        return ()
-    try:
-        files = yaml_files(folder)
-    except ConfigError:
-        return ()
-    stamps = []
-    for path in files:
-        with contextlib.suppress(OSError):
-            stat = path.stat()
-            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
-    return tuple(stamps)
-
-
 class AccessList:
     """The configured tokens, looked up by their hash; re-read from `folder` when it changes."""
 
     def __init__(self, entries: dict[str, TokenEntry], folder: Path | None = None) -> None:
         self._by_hash = {e.token_sha256: Principal(name, e.role, e.service) for name, e in entries.items()}
         self._folder = folder
-        self._stamp = _stamp(folder)
+        self._stamp = folder_stamp(folder)
 
     def refresh(self) -> bool:
         """Re-read the folder if its YAML files changed; True when the tokens were replaced."""
-        stamp = _stamp(self._folder)
+        stamp = folder_stamp(self._folder)
         if self._folder is None or stamp == self._stamp:
             return False
         self._stamp = stamp

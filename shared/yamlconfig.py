@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,3 +112,19 @@ def section_entries(folder: Path, section: str) -> Iterator[tuple[YamlDocument, 
                 )
             seen[name] = path
             yield doc, name, body
+
+
+def folder_stamp(folder: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a YAML file of the folder is added, removed or written (for hot reloads)."""
+    if folder is None:
+        return ()
+    try:
+        files = yaml_files(folder)
+    except ConfigError:
+        return ()
+    stamps = []
+    for path in files:
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps)

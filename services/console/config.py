@@ -3,7 +3,6 @@ re-read when a YAML file changes."""
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from services.escalator.config import load_catalog
 from services.escalator.core.policy import Catalog
 from services.notifier.directory.loader import load_directory
 from services.notifier.directory.model import Directory
-from shared.yamlconfig import ConfigError, yaml_files
+from shared.yamlconfig import ConfigError, folder_stamp
 
 
 @dataclass(frozen=True)
@@ -24,19 +23,6 @@ class Loaded:
     directory_error: str | None = None
 
 
-def _stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    try:
-        files = yaml_files(folder)
-    except ConfigError:
-        return ()
-    stamps = []
-    for path in files:
-        with contextlib.suppress(OSError):
-            stat = path.stat()
-            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
-    return tuple(stamps)
-
-
 class ConfigFolder:
     """Loads the folder once per change."""
 
@@ -47,7 +33,7 @@ class ConfigFolder:
 
     def current(self) -> Loaded:
         """The catalog and directory as the folder is now."""
-        stamp = _stamp(self.folder)
+        stamp = folder_stamp(self.folder)
         if stamp != self._stamp:
             self._stamp = stamp
             self._loaded = self._load()
