@@ -12,7 +12,6 @@ Then timer lateness (level 2 and 3 steps: decided at vs due at) and each worker'
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
 import uuid
@@ -26,7 +25,7 @@ from services.benchmark import baselines, measure, report
 from services.benchmark.load import BatchLoad
 from services.benchmark.receiver import PageReceiver
 from services.chaos.cluster import SERVICES, Cluster, Ports, start_workers
-from services.chaos.run import FOREIGN, git_head, machine
+from services.chaos.run import git_head, machine
 from services.stack.local import PROJECT_ROOT, LocalStack
 from shared.kafka import ensure_topics
 
@@ -73,13 +72,8 @@ def stack_from_env() -> LocalStack:
 
 
 def _env(stack: LocalStack, config: Path, opts: Options) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in FOREIGN}
+    env = stack.command_env(config, opts.partitions)
     env.update(
-        KAFKA_BOOTSTRAP_SERVERS=stack.kafka.bootstrap,
-        DATABASE_URL=stack.postgres.url,
-        ESCALATION_CONFIG_DIR=str(config),
-        AUDIT_SIGNING_KEY=stack.signing_key(),
-        TOPIC_PARTITIONS=str(opts.partitions),
         INTAKE_RATE_PER_SECOND="1000000",  # one load generator stands for many monitoring systems
         INTAKE_RATE_BURST="1000000",
         NOTIFIER_TARGET_RATE_PER_SECOND="1000000",  # one receiver stands for many teams' endpoints

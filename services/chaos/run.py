@@ -28,14 +28,6 @@ from services.stack.local import PROJECT_ROOT, LocalStack
 from shared.kafka import ensure_topics
 
 SERVICE_PREFIX = "chaos"
-# Variables a caller's environment may carry (a test stack's) that must not reach this run's workers.
-FOREIGN = (
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "DATABASE_URL",
-    "ESCALATION_CONFIG_DIR",
-    "AUDIT_CONSUMER_GROUP",
-    "ESCALATOR_APP_ID",
-)
 
 
 @dataclass(frozen=True)
@@ -114,14 +106,9 @@ def git_head() -> str:
 
 def worker_env(stack: LocalStack, config: Path, opts: Options) -> dict[str, str]:
     """The workers' environment: this stack's broker and database, the run's config, generous limits."""
-    env = {k: v for k, v in os.environ.items() if k not in FOREIGN}
+    env = stack.command_env(config, opts.partitions)
     env.update(
-        KAFKA_BOOTSTRAP_SERVERS=stack.kafka.bootstrap,
-        DATABASE_URL=stack.postgres.url,
-        ESCALATION_CONFIG_DIR=str(config),
-        AUDIT_SIGNING_KEY=stack.signing_key(),
         AUDIT_CHECKPOINT_SECONDS="10",
-        TOPIC_PARTITIONS=str(opts.partitions),
         # the load comes from one address: the intake's per-caller limit is not what is tested here
         INTAKE_RATE_PER_SECOND="100000",
         INTAKE_RATE_BURST="100000",

@@ -14,6 +14,16 @@ from services.stack import kafka, postgres, processes
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+# Variables a caller's environment may carry (a test stack's) that must not reach a command's workers.
+FOREIGN = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    "ESCALATION_CONFIG_DIR",
+    "AUDIT_CONSUMER_GROUP",
+    "ESCALATOR_APP_ID",
+)
+
+
 @dataclass(frozen=True)
 class LocalStack:
     """The local stack rooted at one state folder (default `.stack` in the project)."""
@@ -69,6 +79,19 @@ class LocalStack:
         env.setdefault("AUDIT_SIGNING_KEY", self.signing_key())
         for name in processes.SERVICES:
             env.setdefault(processes.PORT_VARS[name], str(processes.port_of(name, env)))
+        return env
+
+    def command_env(self, config: Path, partitions: int) -> dict[str, str]:
+        """The workers' environment of a command's own stack (chaos, bench): this broker, database
+        and config folder, whatever stack the caller's environment names."""
+        env = {k: v for k, v in os.environ.items() if k not in FOREIGN}
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=self.kafka.bootstrap,
+            DATABASE_URL=self.postgres.url,
+            ESCALATION_CONFIG_DIR=str(config),
+            AUDIT_SIGNING_KEY=self.signing_key(),
+            TOPIC_PARTITIONS=str(partitions),
+        )
         return env
 
     def signing_key(self) -> str:
