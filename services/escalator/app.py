@@ -17,6 +17,13 @@ from services.escalator.core.decide import NEEDS_SNAPSHOT, decide
 from services.escalator.core.heartbeat import incident_dedup_key, watch
 from services.escalator.core.policy import Catalog
 from services.escalator.core.state import Timer
+from services.escalator.positions import (
+    AppliedPositions,
+    decode_position,
+    encode_position,
+    is_position_key,
+    position_key,
+)
 from services.escalator.state_codec import (
     StateCodec,
     StoredIncident,
@@ -46,7 +53,9 @@ class Escalator:
     def __init__(self, settings: EscalatorSettings, catalog: Catalog) -> None:
         self.settings = settings
         self.catalog = catalog
-        faust_acks.install()  # a command skipped during a rebalance is read again, not committed past
+        # After a rebalance, commands are read again from where they are known to be applied.
+        self.positions = AppliedPositions()
+        faust_acks.install(self)
         self.timers = TimerIndex()
         self._wake = asyncio.Event()
         self.app = faust.App(
@@ -110,14 +119,41 @@ class Escalator:
     async def handle(self, event: EventT[bytes]) -> None:
         """Apply one command from `incidents.commands` (one writer per incident key)."""
         message = event.message
+        self.positions.received(message.partition, message.offset)
         try:
             cmd = decode(event.value, message.headers)  # type: ignore[arg-type]
         except EnvelopeError as exc:
             await self._dead_letter(event, str(exc))
-            return
-        # No `await` between receiving the event and asking for the lock: that is what keeps order.
-        async with self.locks.hold(cmd.incident_key):
-            await self._apply(cmd, message)
+        else:
+            # No `await` between receiving the event and asking for the lock: that is what keeps order.
+            async with self.locks.hold(cmd.incident_key):
+                await self._apply(cmd, message)
+        self.positions.applied(message.partition, message.offset)
+        self._persist_position(message.partition)
+
+    def _persist_position(self, partition: int) -> None:
+        """Write the partition's applied position to the table now and then (from its own event).
+
+        The write goes to the changelog partition of the command being handled, after the states
+        of every command it covers (one producer, one partition: in order).
+        """
+        now = time.monotonic()
+        offset = self.positions.due_for_persist(partition, now)
+        if offset is not None:
+            self.table[position_key(partition)] = encode_position(offset)
+            self.positions.persisted(partition, offset, now)
+
+    # Called by faust_acks after every rebalance, when Faust has sought to its committed offsets.
+
+    def resume_offset(self, partition: int) -> int | None:
+        """The stored applied position of a partition of incidents.commands (None: none stored)."""
+        raw = self.table.get(position_key(partition))
+        return None if raw is None else decode_position(raw)
+
+    def sought(self, partition: int, offset: int) -> None:
+        """The partition is read from `offset` on."""
+        self.positions.sought(partition, offset)
+        log.info("commands partition positioned", partition=partition, offset=offset)
 
     async def _apply(self, cmd: Envelope, message: Message) -> None:
         key = cmd.incident_key
@@ -278,6 +314,8 @@ class Escalator:
             if is_snapshot_key(key):
                 self._stored_snapshots.add(parse_snapshot_key(key))
                 continue
+            if is_position_key(key):
+                continue
             partition, _, _, timer = StateCodec.header(raw)
             if partition in active and timer is not None:
                 due = datetime.fromisoformat(str(timer["due_at"])).timestamp()
@@ -287,7 +325,9 @@ class Escalator:
         self._wake.set()
 
     async def _on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        self.timers.drop_partitions({tp.partition for tp in revoked if tp.topic == INCIDENT_COMMANDS})
+        partitions = {tp.partition for tp in revoked if tp.topic == INCIDENT_COMMANDS}
+        self.timers.drop_partitions(partitions)
+        self.positions.forget(partitions)
         metrics.TIMERS_ARMED.set(len(self.timers))
 
     async def _timer_loop(self) -> None:

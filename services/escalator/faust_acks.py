@@ -6,14 +6,19 @@ keeps the acknowledged offsets of a partition the worker holds through the rebal
 commit then moves past commands that were never applied (`escalation chaos` lost up to 133 per run,
 see docs/reliability.md). Here an acknowledgement during a rebalance, or of an older generation,
 releases the message (nothing waits for it any more) without advancing the committed offset: after
-the rebalance Faust seeks to the committed offsets and reads those commands again. A command that
-had been applied is then ignored by the escalator's redelivery guard (its offset is at or below the
-incident's stored offset); one that had been skipped is applied.
+the rebalance the commands are read again. A command that had been applied is then ignored by the
+escalator's redelivery guard (its offset is at or below the incident's stored offset); one that had
+been skipped is applied.
+
+That alone still lost commands when a worker joined or left under load (offsets committed past
+commands never applied, by a path not pinned down), so after every rebalance the partitions of
+incidents.commands are sought to the escalator's own applied positions (`positions.py`), kept in its
+state table, and Faust's committed offsets only serve a partition without one.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from faust.transport.consumer import Consumer
 from faust.types.tuples import ack_lock
@@ -40,20 +45,46 @@ def _ack(self: Any, message: Any) -> bool:
 _faust_perform_seek = Consumer.perform_seek
 
 
-async def _perform_seek(self: Any) -> None:
-    """Seek to the committed offsets, and a partition of incidents.commands with none to its start.
+class SeekTarget(Protocol):
+    """Where the escalator wants each partition of incidents.commands read from after a rebalance."""
 
-    aiokafka's `seek_to_committed` only seeks where an offset above 0 was committed; a partition with
-    none kept its fetch position, past the commands the rebalance dropped from Faust's buffers (seen
-    at a fresh group's first rebalance: offsets 0-2 of the partitions a worker kept, never applied).
+    def resume_offset(self, partition: int) -> int | None:
+        """Its own applied position of `partition`, or None when it has none (yet)."""
+
+    def sought(self, partition: int, offset: int) -> None:
+        """The consumer was positioned at `offset`."""
+
+
+_target: SeekTarget | None = None
+
+
+async def _perform_seek(self: Any) -> None:
+    """Seek every partition of incidents.commands to the escalator's own applied position.
+
+    Faust seeks to the committed offsets, which may lie past commands that were skipped and never
+    applied (see the module's docstring); the escalator's position (`positions.py`) never does.
+    Without one (a new deployment, or the table of a partition not recovered yet: Faust seeks again
+    after recovery), the committed offset, and a partition with none to its start: aiokafka's
+    `seek_to_committed` only seeks where an offset above 0 was committed, so such a partition kept
+    its fetch position, past the commands the rebalance dropped from Faust's buffers (seen at a
+    fresh group's first rebalance: offsets 0-2 of the partitions a worker kept, never applied).
     """
     await _faust_perform_seek(self)
+    target = _target
     for tp in self.assignment():
-        if tp.topic == INCIDENT_COMMANDS and not self._committed_offset.get(tp):
-            await self.seek(tp, 0)
+        if tp.topic != INCIDENT_COMMANDS:
+            continue
+        offset = target.resume_offset(tp.partition) if target is not None else None
+        if offset is None:
+            offset = self._committed_offset.get(tp) or 0
+        await self.seek(tp, offset)
+        if target is not None:
+            target.sought(tp.partition, offset)
 
 
-def install() -> None:
+def install(target: SeekTarget | None = None) -> None:
     """Replace Faust's consumer acknowledgement and seek with the ones above (idempotent)."""
+    global _target
+    _target = target
     Consumer.ack = _ack  # type: ignore[method-assign]
     Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]

@@ -9,9 +9,14 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from services.stack import processes
 from shared import events as ev
+from shared.kafka import partitions_of
+from shared.topics import INCIDENT_COMMANDS
 from tests.integration.escalator_harness import EscalatorCluster, EventReader
 from tests.support import stack_env
 
@@ -93,6 +98,78 @@ async def test_stopping_one_of_two_workers_moves_its_timers_to_the_other(cluster
     await reader.wait(lambda: sentinel in reader.keys(ev.ESCALATION_STEP_REACHED), timeout=120)
     assert _one_step_id_each(reader, full) == {}
     await reader.stop()
+
+
+async def test_commands_committed_past_but_never_applied_are_applied_after_a_restart(
+    cluster: EscalatorCluster,
+) -> None:
+    """The escalator reads from its own applied positions, not from the group's committed offsets.
+
+    Faust has committed offsets past commands it skipped in a rebalance (docs/reliability.md,
+    finding 1). Here the group's offsets are moved to the end of every partition while the worker is
+    down, past triggers it never saw: they must still open their incidents, and the triggers it had
+    applied before must not open theirs again.
+    """
+    keys = _keys_covering_every_partition(cluster.service, "before")
+    before = {f"{cluster.service}/{k}" for k in keys}
+    reader = await _reader(cluster)
+    worker = cluster.worker("a")
+    worker.start()
+    await cluster.trigger(keys)
+    await reader.wait(lambda: reader.keys(ev.INCIDENT_OPENED) >= before, timeout=120)
+    processes.stop(worker.proc)  # graceful: its positions and Faust's offsets are stored
+
+    late_keys = [f"late{i:02d}" for i in range(40)]
+    late = {f"{cluster.service}/{k}" for k in late_keys}
+    await cluster.trigger(late_keys)
+    moved = await _commit_group_at_end(cluster)
+    assert sum(moved.values()) > 0
+
+    worker = cluster.worker("a")
+    worker.start()
+    await reader.wait(lambda: reader.keys(ev.INCIDENT_OPENED) >= late, timeout=120)
+    opened = reader.by_type[ev.INCIDENT_OPENED]
+    assert {k: len(opened[k]) for k in before | late if len(opened[k]) != 1} == {}
+    await reader.stop()
+
+
+def _keys_covering_every_partition(service: str, prefix: str, partitions: int = 8) -> list[str]:
+    """Dedup keys whose incident keys land on every partition of incidents.commands at least once."""
+    partitioner = DefaultPartitioner()
+    every = list(range(partitions))
+    keys: list[str] = []
+    covered: set[int] = set()
+    while len(covered) < partitions:
+        dedup = f"{prefix}{len(keys):03d}"
+        keys.append(dedup)
+        covered.add(partitioner(f"{service}/{dedup}".encode(), every, every))
+    return keys
+
+
+async def _commit_group_at_end(cluster: EscalatorCluster) -> dict[int, int]:
+    """Commit the escalator group's offsets at the end of every commands partition (group empty)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=cluster.kafka, group_id=f"escalator-{cluster.run}", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, INCIDENT_COMMANDS)
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        before = {tp: (await consumer.committed(tp)) or 0 for tp in tps}
+        # The stopped worker's LeaveGroup empties the group; until the broker has done so the commit
+        # is refused (rebalance in progress), so it is retried for a few seconds.
+        for attempt in range(50):
+            try:
+                await consumer.commit(dict(ends))
+                break
+            except KafkaError:
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.2)
+        return {tp.partition: ends[tp] - before[tp] for tp in tps}
+    finally:
+        await consumer.stop()
 
 
 def _at(value: object) -> datetime:
