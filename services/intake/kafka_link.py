@@ -15,6 +15,11 @@ from shared.kafka import Publisher, PublishError, ensure_topics, make_producer
 from shared.settings import IntakeSettings
 from shared.topics import INCIDENT_COMMANDS
 
+# aiokafka sends one produce request at a time per broker, with at most one batch per partition:
+# batches of 256 KB instead of the default 16 KB carry a batch request's events, or the events that
+# concurrent requests queued while the previous write was in flight, in one round trip.
+MAX_BATCH_BYTES = 256 * 1024
+
 
 class KafkaLink:
     """The intake's producer, started lazily so the API is up (and says 503) while Kafka is not."""
@@ -30,7 +35,8 @@ class KafkaLink:
             if self._publisher is None:
                 bootstrap = self._settings.kafka_bootstrap_servers
                 publisher = Publisher.owning(
-                    lambda: make_producer(bootstrap, "intake"), ack_timeout=self._settings.intake_ack_timeout_seconds
+                    lambda: make_producer(bootstrap, "intake", max_batch_size=MAX_BATCH_BYTES),
+                    ack_timeout=self._settings.intake_ack_timeout_seconds,
                 )
                 try:
                     await publisher.start()
