@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
 
 from services.intake.body_limit import BodyLimit
 from services.intake.context import SENDERS, Intake
 from services.intake.directory import IncidentDirectory
+from services.intake.fast_path import NativeFastPath
 from services.intake.formats.pagerduty import MAX_BODY_BYTES
 from services.intake.heartbeats import heartbeats_router, load_heartbeats
 from services.intake.integrations import integrations_router
@@ -22,8 +25,9 @@ from services.intake.models import Accepted, AnyEvent, NativeEvent, TriggerEvent
 from services.intake.operator_routes import operator_router
 from shared import events as ev
 from shared.auth import Principal, load_access
+from shared.envelope import Envelope
 from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, rule_problem
-from shared.ids import incident_key, uuid7
+from shared.ids import uuid7
 from shared.kafka import PublishError
 from shared.links import LinkSigner
 from shared.logging import configure_logging, get_logger
@@ -56,7 +60,28 @@ class BatchAccepted(BaseModel):
     events: list[Accepted]
 
 
-def to_command(event: AnyEvent) -> tuple[str, BaseModel, str, str]:
+Command = tuple[str, BaseModel, str, str]
+"""(command type, payload, service, dedup key)"""
+
+_NATIVE_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(NativeEvent)
+
+
+def _accepted(env: Envelope, command: Command) -> dict[str, str]:
+    """The body of `Accepted` for one written command."""
+    return {
+        "status": "accepted",
+        "event_id": str(env.event_id),
+        "incident_key": env.incident_key,
+        "dedup_key": command[3],
+    }
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    """A JSON response (orjson: the batch answer lists up to 1,000 events)."""
+    return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+def to_command(event: AnyEvent) -> Command:
     """Translate a native event into (command type, payload, service, dedup key); ValidationError on rules."""
     if isinstance(event, TriggerEvent):
         dedup = event.dedup_key or str(uuid7())
@@ -126,27 +151,16 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.include_router(heartbeats_router(intake, load_heartbeats(settings.escalation_config_dir)))
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
 
-    @app.post("/v1/events", status_code=202, response_model=Accepted, responses=_ERRORS)
-    async def post_event(event: NativeEvent, who: Annotated[Principal, sender]) -> Response:
-        """Accept one native event; 202 only once Kafka acknowledged the write."""
+    def event_command(who: Principal, event: AnyEvent) -> Command | Response:
+        """The event's command, or the 422 of a rule; HTTPException 403 for another service's key."""
         intake.service_for(who, event.service)
         try:
-            command = to_command(event)
+            return to_command(event)
         except ValidationError as exc:
             return rule_problem(exc)
-        limited = intake.limited(who, event.service, "native")
-        if limited is not None:
-            return limited
-        result = await intake.accept("native", [command])
-        if isinstance(result, Response):
-            return result
-        env = result[0]
-        body = Accepted(event_id=env.event_id, incident_key=env.incident_key, dedup_key=command[3])
-        return JSONResponse(body.model_dump(mode="json"), status_code=202)
 
-    @app.post("/v1/events/batch", status_code=202, response_model=BatchAccepted, responses=_ERRORS)
-    async def post_batch(batch: Batch, who: Annotated[Principal, sender]) -> Response:
-        """Accept up to 1,000 native events at once; 202 only once Kafka acknowledged all of them."""
+    def batch_commands(who: Principal, batch: Batch) -> list[Command] | Response:
+        """The batch's commands in order, or the 422 naming the event; HTTPException 403 as above."""
         commands = []
         for index, event in enumerate(batch.events):
             intake.service_for(who, event.service)
@@ -154,20 +168,62 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
                 commands.append(to_command(event))
             except ValidationError as exc:
                 return rule_problem(exc, f"events.{index}")
+        return commands
+
+    async def accept_event(who: Principal, command: Command) -> Response:
+        limited = intake.limited(who, command[2], "native")
+        if limited is not None:
+            return limited
+        result = await intake.accept("native", [command])
+        if isinstance(result, Response):
+            return result
+        return _json(202, _accepted(result[0], command))
+
+    async def accept_batch(who: Principal, batch: Batch, commands: list[Command]) -> Response:
         limited = intake.limited(who, batch.events[0].service, "native", cost=len(commands))
         if limited is not None:
             return limited
         result = await intake.accept("native", commands)
         if isinstance(result, Response):
             return result
-        body = BatchAccepted(
-            events=[
-                Accepted(event_id=env.event_id, incident_key=incident_key(c[2], c[3]), dedup_key=c[3])
-                for env, c in zip(result, commands, strict=True)
-            ]
-        )
-        return JSONResponse(body.model_dump(mode="json"), status_code=202)
+        events = [_accepted(env, c) for env, c in zip(result, commands, strict=True)]
+        return _json(202, {"status": "accepted", "events": events})
 
+    @app.post("/v1/events", status_code=202, response_model=Accepted, responses=_ERRORS)
+    async def post_event(event: NativeEvent, who: Annotated[Principal, sender]) -> Response:
+        """Accept one native event; 202 only once Kafka acknowledged the write."""
+        command = event_command(who, event)
+        return command if isinstance(command, Response) else await accept_event(who, command)
+
+    @app.post("/v1/events/batch", status_code=202, response_model=BatchAccepted, responses=_ERRORS)
+    async def post_batch(batch: Batch, who: Annotated[Principal, sender]) -> Response:
+        """Accept up to 1,000 native events at once; 202 only once Kafka acknowledged all of them."""
+        commands = batch_commands(who, batch)
+        return commands if isinstance(commands, Response) else await accept_batch(who, batch, commands)
+
+    # The same two routes for the requests they accept, without FastAPI's per-request work; any
+    # other request (bad token, invalid event, ...) returns None here before a side effect, and the
+    # routes above answer it.
+    async def fast_event(data: Any, authorization: str | None) -> Response | None:
+        try:
+            who = intake.access.authenticate(authorization, SENDERS)
+            command = event_command(who, _NATIVE_EVENT.validate_python(data))
+        except (HTTPException, ValidationError):
+            return None
+        return command if isinstance(command, Response) else await accept_event(who, command)
+
+    async def fast_batch(data: Any, authorization: str | None) -> Response | None:
+        try:
+            who = intake.access.authenticate(authorization, SENDERS)
+            batch = Batch.model_validate(data)
+            commands = batch_commands(who, batch)
+        except (HTTPException, ValidationError):
+            return None
+        return commands if isinstance(commands, Response) else await accept_batch(who, batch, commands)
+
+    app.add_middleware(
+        NativeFastPath, routes={"/v1/events": fast_event, "/v1/events/batch": fast_batch}, limit=MAX_BODY_BYTES
+    )
     return app
 
 
