@@ -103,7 +103,7 @@ def intake() -> None:
     settings = IntakeSettings()
     configure_logging("intake", settings.log_level)
     if settings.intake_workers == 1:
-        serve(create_app(settings), settings.intake_port)
+        serve(create_app(settings, serving=True), settings.intake_port)
         return
     import uvicorn
 
