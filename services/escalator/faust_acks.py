@@ -78,6 +78,13 @@ async def _perform_seek(self: Any) -> None:
         if offset is None:
             offset = self._committed_offset.get(tp) or 0
         await self.seek(tp, offset)
+        # Faust's commit bookkeeping starts over at the sought offset: with the committed offset it
+        # remembered (often behind the position, as it commits every half second) it took the first
+        # acknowledged offset for a gap and never committed that partition again.
+        self._committed_offset[tp] = offset if offset else None
+        self._acked.pop(tp, None)
+        self._acked_index.pop(tp, None)
+        self._gap.pop(tp, None)
         if target is not None:
             target.sought(tp.partition, offset)
 
