@@ -1,13 +1,13 @@
 """The native event routes without FastAPI's per-request machinery, for the requests they accept.
 
 Under load, routing, dependency resolution and FastAPI's body handling cost about two thirds of a
-single-event request's CPU (py-spy, bench/intake.py). This outermost ASGI middleware answers
-`POST /v1/events` and `POST /v1/events/batch` itself when the request is one the routes accept:
-a JSON body within the size limit, a sender the access list admits, an event that validates. Any
-other request, and any of these that is not accepted before a side effect (tokens spent, Kafka
-written), is passed on whole to the FastAPI app, which answers it as it always did: its 401, 403,
-413 and 422 problems stay the only ones there are. The routes stay declared in the FastAPI app,
-so the OpenAPI document does not change.
+single-event request's CPU (py-spy, bench/intake.py). This ASGI app, in front of the FastAPI app
+and its middleware (app.FrontedFastAPI), answers `POST /v1/events` and `POST /v1/events/batch`
+itself when the request is one the routes accept: a JSON body within the size limit, a sender the
+access list admits, an event that validates. Any other request, and any of these that is not
+accepted before a side effect (tokens spent, Kafka written), is passed on whole to the FastAPI app,
+which answers it as it always did: its 401, 403, 413 and 422 problems stay the only ones there are.
+The routes stay declared in the FastAPI app, so the OpenAPI document does not change.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ request on to the FastAPI app (only before any side effect)."""
 
 
 class NativeFastPath:
-    """ASGI middleware: the routes in `routes` (path -> FastRoute) for POST requests with a JSON body."""
+    """ASGI middleware: the routes in `routes` (path -> FastRoute) for POST requests with a JSON body;
+    everything else goes to `app`."""
 
     def __init__(self, app: ASGIApp, routes: dict[str, FastRoute], limit: int) -> None:
         self.app, self.routes, self.limit = app, routes, limit

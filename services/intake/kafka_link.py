@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
-from shared.envelope import Envelope, new_envelope
-from shared.ids import incident_key
+from shared.envelope import Envelope
+from shared.events import current_version
+from shared.ids import incident_key, uuid7
 from shared.kafka import Publisher, PublishError, ensure_topics, make_producer
 from shared.settings import IntakeSettings
 from shared.topics import INCIDENT_COMMANDS
@@ -66,7 +67,7 @@ class KafkaLink:
         """
         now = datetime.now(UTC)
         envelopes = [
-            new_envelope(type_, payload, incident_key=incident_key(service, dedup), occurred_at=now)
+            command_envelope(type_, payload, incident_key(service, dedup), now)
             for type_, payload, service, dedup in commands
         ]
         publisher = await self.publisher()
@@ -80,6 +81,27 @@ class KafkaLink:
             error.accepted = [i for i, r in enumerate(results) if r is None]
             raise error
         return envelopes
+
+
+def command_envelope(type_: str, payload: BaseModel, key: str, occurred_at: datetime) -> Envelope:
+    """The envelope `new_envelope` makes for a command the intake originates, without validating it.
+
+    Every field is the intake's own (a fresh UUIDv7, its clock, a known type) or comes from a payload
+    model validated just before. Validating the envelope again was half of pydantic's model building
+    in a batch (py-spy), itself a tenth of the batch's CPU.
+    """
+    event_id = uuid7()
+    return Envelope.model_construct(
+        event_id=event_id,
+        type=type_,
+        schema_version=current_version(type_),
+        occurred_at=occurred_at,
+        incident_key=key,
+        incident_id=None,
+        causation_id=None,
+        correlation_id=event_id,
+        payload=payload.model_dump(mode="json"),
+    )
 
 
 class PartialPublish(PublishError):
