@@ -1,10 +1,12 @@
 """Intake benchmark: single-event requests/s, batch events/s, and time to 202 at a steady 1,000 events/s,
 each next to raw aiokafka produce (acks=all) measured in the same run.
 
-Starts its own local stack (real Kafka in .stack/bench-intake) and the intake as a process (one
-uvicorn worker), loaded over real HTTP by an aiohttp client in this process:
+Starts its own local stack (real Kafka in .stack/bench-intake) and the intake as a process, once per
+worker count (INTAKE_WORKERS; by default one, then one per core), loaded over real HTTP by an
+aiohttp client in this process. Beside each rate, the CPU time the intake's processes spent per
+request or event: on a shared machine it moves far less than the rates do.
 
-    .venv/bin/python -m bench.intake [--requests 20000] [--batches 60] [--rate 1000] [--seconds 10]
+    .venv/bin/python -m bench.intake [--requests 20000] [--batches 60] [--rate 1000] [--seconds 10] [--workers 1 2]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -116,6 +119,68 @@ async def steady(url: str, rate: float, seconds: float) -> dict[str, float]:
     return {"rate": rate, "achieved_per_s": achieved, "p50_ms": q[49], "p99_ms": q[98], "max_ms": max(latencies)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its descendants so far (Linux /proc)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
+async def measured(pid: int, work: Awaitable[float], count: int) -> tuple[float, float]:
+    """Run `work` (rate per second); return the rate and the intake's CPU microseconds per unit."""
+    before = cpu_seconds(pid)
+    rate = await work
+    return rate, (cpu_seconds(pid) - before) / count * 1e6
+
+
+async def run_intake(bootstrap: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Start an intake with `workers` processes, measure its three figures, stop it."""
+    with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
+        root = Path(tmp)
+        (root / "config").mkdir()
+        port = free_port()
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "ESCALATION_CONFIG_DIR": str(root / "config"),
+            "INTAKE_PORT": str(port),
+            "INTAKE_RATE_PER_SECOND": "1000000000",
+            "INTAKE_RATE_BURST": "1000000000",
+            "LOG_LEVEL": "WARNING",
+            "INTAKE_WORKERS": str(workers),
+        }
+        proc = processes.ServiceProcess("intake", root, port)
+        pid = processes.start(proc, env)
+        out: dict[str, Any] = {"workers": workers}
+        try:
+            processes.wait_healthy(proc, timeout=120)
+            url = f"http://127.0.0.1:{port}"
+            await single(url, 1000 * workers, args.concurrency)  # warm-up: connections, every worker's producer
+            await batches(url, 2 * workers, args.batch_size, 4)
+            out["single_requests_per_s"], out["single_cpu_us"] = await measured(
+                pid, single(url, args.requests, args.concurrency), args.requests
+            )
+            log(f"{workers} worker(s): single {out['single_requests_per_s']:,.0f} requests/s")
+            events = args.batches * args.batch_size
+            out["batch_events_per_s"], out["batch_cpu_us"] = await measured(
+                pid, batches(url, args.batches, args.batch_size, 4), events
+            )
+            log(f"{workers} worker(s): batch {out['batch_events_per_s']:,.0f} events/s")
+            out["steady"] = await steady(url, args.rate, args.seconds)
+            log(f"{workers} worker(s): steady {out['steady']}")
+        finally:
+            processes.stop(proc)
+    return out
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20_000)
@@ -124,46 +189,25 @@ async def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--workers", type=int, default=1, help="INTAKE_WORKERS of the intake process")
+    cpus = os.cpu_count() or 1
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=sorted({1, cpus}),
+        help="INTAKE_WORKERS of the intake, one run each (default: 1 and one per core)",
+    )
     args = parser.parse_args()
     stack, bootstrap = fresh_stack("bench-intake", kafka_port=26092, postgres_port=24435)
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "workers": args.workers,
+        "machine": {"cpus": cpus, "python": sys.version.split()[0]},
         "at": datetime.now(UTC).isoformat(),
     }
     try:
         await ensure_topics(bootstrap, 8)
         results["raw_produce_per_s"] = await produce(bootstrap, triggers("raw", args.requests, "r"))
         log(f"raw produce: {results['raw_produce_per_s']:,.0f}/s")
-        with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
-            root = Path(tmp)
-            (root / "config").mkdir()
-            port = free_port()
-            env = {
-                **os.environ,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "ESCALATION_CONFIG_DIR": str(root / "config"),
-                "INTAKE_PORT": str(port),
-                "INTAKE_RATE_PER_SECOND": "1000000000",
-                "INTAKE_RATE_BURST": "1000000000",
-                "LOG_LEVEL": "WARNING",
-                "INTAKE_WORKERS": str(args.workers),
-            }
-            proc = processes.ServiceProcess("intake", root, port)
-            processes.start(proc, env)
-            try:
-                processes.wait_healthy(proc, timeout=120)
-                url = f"http://127.0.0.1:{port}"
-                await single(url, 1000, args.concurrency)  # warm-up: connections, topic metadata
-                results["single_requests_per_s"] = await single(url, args.requests, args.concurrency)
-                log(f"single: {results['single_requests_per_s']:,.0f} requests/s")
-                results["batch_events_per_s"] = await batches(url, args.batches, args.batch_size, 4)
-                log(f"batch: {results['batch_events_per_s']:,.0f} events/s")
-                results["steady"] = await steady(url, args.rate, args.seconds)
-                log(f"steady: {results['steady']}")
-            finally:
-                processes.stop(proc)
+        results["runs"] = [await run_intake(bootstrap, workers, args) for workers in args.workers]
     finally:
         stack.down()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -173,21 +217,24 @@ async def main() -> None:
 
 def table(r: dict[str, Any]) -> str:
     raw = r["raw_produce_per_s"]
-    s = r["steady"]
-    return "\n".join(
-        [
-            "| figure | measured | baseline (same run) | target |",
-            "|---|---|---|---|",
-            f"| single-event requests/s (64 in flight, {r['workers']} uvicorn worker(s)) "
-            f"| {r['single_requests_per_s']:,.0f} "
-            f"| raw aiokafka produce (acks=all) {raw:,.0f} msg/s (ratio {r['single_requests_per_s'] / raw:.2f}) "
+    lines = [
+        "| intake workers | figure | measured | intake CPU | baseline (same run) | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in r["runs"]:
+        w, s = run["workers"], run["steady"]
+        lines += [
+            f"| {w} | single-event requests/s (64 in flight) | {run['single_requests_per_s']:,.0f} "
+            f"| {run['single_cpu_us']:.0f} us/request "
+            f"| raw aiokafka produce (acks=all) {raw:,.0f} msg/s (ratio {run['single_requests_per_s'] / raw:.2f}) "
             "| 5,000 |",
-            f"| batch events/s (1,000 per request) | {r['batch_events_per_s']:,.0f} | same raw produce "
-            f"(ratio {r['batch_events_per_s'] / raw:.2f}) | 30,000 |",
-            f"| time to 202 at {s['rate']:,.0f} events/s (achieved {s['achieved_per_s']:,.0f}), p50 / p99 / max "
-            f"| {s['p50_ms']:.1f} / {s['p99_ms']:.1f} / {s['max_ms']:.1f} ms | - | p99 < 20 ms |",
+            f"| {w} | batch events/s (1,000 per request) | {run['batch_events_per_s']:,.0f} "
+            f"| {run['batch_cpu_us']:.0f} us/event | same raw produce (ratio {run['batch_events_per_s'] / raw:.2f}) "
+            "| 30,000 |",
+            f"| {w} | time to 202 at {s['rate']:,.0f} events/s (achieved {s['achieved_per_s']:,.0f}), p50 / p99 / max "
+            f"| {s['p50_ms']:.1f} / {s['p99_ms']:.1f} / {s['max_ms']:.1f} ms | - | - | p99 < 20 ms |",
         ]
-    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
