@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.types import EventT, Message, StreamT
+from faust.types import TP, EventT, Message, StreamT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -18,6 +18,7 @@ from services.escalator.core.heartbeat import incident_dedup_key, watch
 from services.escalator.core.policy import Catalog
 from services.escalator.core.state import Timer
 from services.escalator.positions import (
+    Admission,
     AppliedPositions,
     decode_position,
     encode_position,
@@ -119,7 +120,15 @@ class Escalator:
     async def handle(self, event: EventT[bytes]) -> None:
         """Apply one command from `incidents.commands` (one writer per incident key)."""
         message = event.message
-        self.positions.received(message.partition, message.offset)
+        admission = self.positions.admit(message.partition, message.offset)
+        if admission is not Admission.APPLY:
+            # Not the partition's next command: applying it could put an incident's commands out
+            # of order, and a dropped one before it would be lost. Skipped, not acknowledged.
+            faust_acks.release(self.app.consumer, message)
+            metrics.SKIPPED.labels(admission.value).inc()
+            if admission is Admission.GAP:
+                await self._seek_back(message.partition)
+            return
         try:
             cmd = decode(event.value, message.headers)  # type: ignore[arg-type]
         except EnvelopeError as exc:
@@ -142,6 +151,20 @@ class Escalator:
         if offset is not None:
             self.table[position_key(partition)] = encode_position(offset)
             self.positions.persisted(partition, offset, now)
+
+    async def _seek_back(self, partition: int) -> None:
+        """Read a partition again from its next command after a gap (at most every RESEEK_AFTER)."""
+        offset = self.positions.reseek(partition, time.monotonic())
+        if offset is None:
+            return
+        consumer: Any = self.app.consumer
+        tp = TP(INCIDENT_COMMANDS, partition)
+        earliest = (await consumer.earliest_offsets(tp)).get(tp, 0)
+        if earliest > offset:  # the missing commands were deleted by retention
+            self.positions.skip_to(partition, earliest)
+            offset = earliest
+        log.warning("commands partition sought back over a gap", partition=partition, offset=offset)
+        await faust_acks.reposition(consumer, tp, offset)
 
     # Called by faust_acks after every rebalance, when Faust has sought to its committed offsets.
 
@@ -345,6 +368,8 @@ class Escalator:
     async def _timer_steps(self) -> None:
         while not self.app.should_stop:
             try:
+                for partition in self.positions.overdue_reseeks(time.monotonic()):
+                    await self._seek_back(partition)  # the missing command did not come: again
                 await self._fire_due()
             except Exception:
                 log.exception("timer loop step failed", loop="timers")

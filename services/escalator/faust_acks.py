@@ -34,11 +34,7 @@ def _ack(self: Any, message: Any) -> bool:
     if app.flow_control.is_active() and message.generation_id == app.consumer_generation_id:
         result: bool = _faust_ack(self, message)
         return result
-    with ack_lock:
-        if not message.acked:
-            message.acked = True
-            self._unacked_messages.discard(message)
-            notify(self._waiting_for_ack)
+    release(self, message)
     return False
 
 
@@ -77,16 +73,33 @@ async def _perform_seek(self: Any) -> None:
         offset = target.resume_offset(tp.partition) if target is not None else None
         if offset is None:
             offset = self._committed_offset.get(tp) or 0
-        await self.seek(tp, offset)
-        # Faust's commit bookkeeping starts over at the sought offset: with the committed offset it
-        # remembered (often behind the position, as it commits every half second) it took the first
-        # acknowledged offset for a gap and never committed that partition again.
-        self._committed_offset[tp] = offset if offset else None
-        self._acked.pop(tp, None)
-        self._acked_index.pop(tp, None)
-        self._gap.pop(tp, None)
+        await reposition(self, tp, offset)
         if target is not None:
             target.sought(tp.partition, offset)
+
+
+async def reposition(consumer: Any, tp: Any, offset: int) -> None:
+    """Seek a partition to `offset`, and start Faust's commit bookkeeping of it over from there.
+
+    With the committed offset Faust remembered (often behind the position, as it commits every half
+    second) it took the first offset acknowledged after the seek for a gap and never committed that
+    partition again.
+    """
+    await consumer.seek(tp, offset)
+    consumer._committed_offset[tp] = offset if offset else None
+    consumer._acked.pop(tp, None)
+    consumer._acked_index.pop(tp, None)
+    consumer._gap.pop(tp, None)
+
+
+def release(consumer: Any, message: Any) -> None:
+    """Let go of a message the escalator skips (a repeat, or one past a gap) without acknowledging it:
+    nothing waits for it any more and Faust does not count its offset for the next commit."""
+    with ack_lock:
+        if not message.acked:
+            message.acked = True
+            consumer._unacked_messages.discard(message)
+            notify(consumer._waiting_for_ack)
 
 
 def install(target: SeekTarget | None = None) -> None:

@@ -13,3 +13,8 @@ TIMER_LATENESS = Histogram(
     "Time from a deadline to its timer.fired command being sent",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+SKIPPED = Counter(
+    "escalator_commands_skipped_total",
+    "Commands handed over out of offset order and skipped: a repeat, or one past a gap (read again)",
+    ["reason"],
+)

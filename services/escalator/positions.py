@@ -7,7 +7,9 @@ command is not yet known to be applied, stores it in its state table beside the 
 changelog partition, written after their states) and, after every rebalance, seeks the partition
 there instead of to Faust's committed offset. Commands between the stored position and the real
 one are read again and ignored by the redelivery guard (their offset is at or below the incident's
-stored offset); the position never passes a command that was not applied.
+stored offset); the position never passes a command that was not applied. And a command is applied
+only in offset order: one Faust hands over past a gap (it dropped the ones before) makes the
+escalator seek back to the missing one.
 
 This module is the pure bookkeeping; the Faust adapter feeds it and persists its positions.
 """
@@ -15,11 +17,15 @@ This module is the pure bookkeeping; the Faust adapter feeds it and persists its
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 POSITION_PREFIX = "\x1fposition\x1f"  # no incident key starts with a control character
 
 # How often a partition's position is written to the table while commands flow (seconds).
 PERSIST_INTERVAL = 0.5
+
+# How long a partition sought back after a gap waits for the missing command before seeking again.
+RESEEK_AFTER = 1.0
 
 
 def position_key(partition: int) -> str:
@@ -44,49 +50,86 @@ def decode_position(raw: bytes | str | int) -> int:
     return int(raw.decode() if isinstance(raw, bytes) else raw)
 
 
+class Admission(Enum):
+    """What to do with a command the consumer handed over."""
+
+    APPLY = "apply"  # the next offset of its partition
+    REPEAT = "repeat"  # an offset already taken (a copy fetched before a seek): skip it
+    GAP = "gap"  # past the next offset: commands before it were dropped on the way; read again from there
+
+
 @dataclass
 class _Partition:
     applied_below: int  # every command below this offset is applied
+    next_offset: int  # the offset the next command taken must have
     done: set[int] = field(default_factory=set)  # applied offsets at or above applied_below
-    fresh: bool = True  # sought, nothing received since
+    reseek_since: float | None = None  # a gap was seen and the partition sought back at this instant
     persisted: int | None = None
     persisted_at: float = float("-inf")
 
 
 class AppliedPositions:
-    """Per partition, the lowest offset not yet applied, over commands finished in any order.
+    """Per partition: take commands strictly in offset order, and know the lowest one not yet applied.
 
-    Several actors apply commands concurrently (one incident's in order under its key lock), so
-    they finish out of offset order; the position moves only over a contiguous run of finished
-    offsets. After a seek, the first command received may lie above the sought offset: the offsets
-    in between do not exist any more (deleted by retention), so the position starts there.
-    Offsets are received in partition order (the adapter marks a command received before its
-    first `await`).
+    Faust can hand over a command fetched before a seek after it, or drop commands fetched around a
+    rebalance (its read offset moved past them) and hand over later ones. So a command is applied
+    only when its offset is the partition's next one (`admit`); one already taken is skipped, and one
+    past a gap makes the adapter seek back to the missing offset (again after `RESEEK_AFTER` if the
+    gap persists). Several actors apply commands concurrently (one incident's in order under its key
+    lock), so they finish out of order; the applied position moves only over a contiguous run of
+    finished offsets. The adapter calls `admit` before its first `await`, so commands are taken in
+    the order the stream hands them over.
     """
 
     def __init__(self) -> None:
         self._partitions: dict[int, _Partition] = {}
 
     def sought(self, partition: int, offset: int) -> None:
-        """The consumer was positioned at `offset`: start counting there."""
-        current = self._partitions.get(partition)
-        done = {o for o in current.done if o >= offset} if current is not None else set()
-        persisted = current.persisted if current is not None else None
-        self._partitions[partition] = _Partition(applied_below=offset, done=done, persisted=persisted)
-        self._advance(self._partitions[partition])
-
-    def received(self, partition: int, offset: int) -> None:
-        """A command was handed to the escalator (call before its first `await`)."""
+        """The consumer was positioned at `offset`: the next command taken must have that offset."""
         state = self._partitions.get(partition)
-        if state is None:  # received without a seek first: count from here
-            self._partitions[partition] = _Partition(applied_below=offset, fresh=False)
+        if state is None:
+            self._partitions[partition] = _Partition(applied_below=offset, next_offset=offset)
             return
-        if state.fresh:
-            state.fresh = False
-            if offset > state.applied_below:
-                state.applied_below = offset
-                state.done = {o for o in state.done if o >= offset}
-                self._advance(state)
+        state.applied_below = min(state.applied_below, offset)
+        state.next_offset = offset
+        state.reseek_since = None
+
+    def admit(self, partition: int, offset: int) -> Admission:
+        """Take the command at `offset` if it is the partition's next one (call before any `await`)."""
+        state = self._partitions.get(partition)
+        if state is None:  # handed over without a seek first: count from here
+            self._partitions[partition] = _Partition(applied_below=offset, next_offset=offset + 1)
+            return Admission.APPLY
+        if offset == state.next_offset:
+            state.next_offset += 1
+            state.reseek_since = None
+            return Admission.APPLY
+        return Admission.REPEAT if offset < state.next_offset else Admission.GAP
+
+    def reseek(self, partition: int, now: float) -> int | None:
+        """After a gap: the offset to seek back to, unless that was done less than `RESEEK_AFTER` ago."""
+        state = self._partitions.get(partition)
+        if state is None or (state.reseek_since is not None and now - state.reseek_since < RESEEK_AFTER):
+            return None
+        state.reseek_since = now
+        return state.next_offset
+
+    def overdue_reseeks(self, now: float) -> list[int]:
+        """Partitions sought back after a gap whose missing command has not come within `RESEEK_AFTER`."""
+        return [
+            p
+            for p, s in self._partitions.items()
+            if s.reseek_since is not None and now - s.reseek_since >= RESEEK_AFTER
+        ]
+
+    def skip_to(self, partition: int, offset: int) -> None:
+        """Offsets below `offset` not taken yet no longer exist (deleted by retention): pass over them."""
+        state = self._partitions.get(partition)
+        if state is None or offset <= state.next_offset:
+            return
+        state.done.update(range(state.next_offset, offset))
+        state.next_offset = offset
+        self._advance(state)
 
     def applied(self, partition: int, offset: int) -> None:
         """The command at `offset` is applied (or ignored, or dead-lettered): nothing more to do for it."""
