@@ -20,6 +20,10 @@ from shared.topics import INCIDENT_COMMANDS
 # batches of 256 KB instead of the default 16 KB carry a batch request's events, or the events that
 # concurrent requests queued while the previous write was in flight, in one round trip.
 MAX_BATCH_BYTES = 256 * 1024
+# A request waits for its acknowledgement: no lingering for more records. Records still share
+# requests, those queued while the previous one is in flight (at 1,000 requests/s side by side
+# with 2 ms: time to 202 p50 3.0-3.5 -> 1.0-1.4 ms, p99 10-29 -> 4-17 ms; CPU per request equal).
+LINGER_MS = 0
 
 
 class KafkaLink:
@@ -36,7 +40,7 @@ class KafkaLink:
             if self._publisher is None:
                 bootstrap = self._settings.kafka_bootstrap_servers
                 publisher = Publisher.owning(
-                    lambda: make_producer(bootstrap, "intake", max_batch_size=MAX_BATCH_BYTES),
+                    lambda: make_producer(bootstrap, "intake", max_batch_size=MAX_BATCH_BYTES, linger_ms=LINGER_MS),
                     ack_timeout=self._settings.intake_ack_timeout_seconds,
                 )
                 try:
