@@ -339,6 +339,8 @@ def chaos(
         result = asyncio.run(run(opts, stack_from_env(), typer.echo))
     except (StackError, ValueError) as exc:
         _fail(str(exc))
+    except asyncio.CancelledError:
+        _fail("stopped by SIGTERM; the workers it started are stopped")
     typer.echo(result.table())
     if json_out is not None:
         write_json(result, json_out)
@@ -375,6 +377,8 @@ def bench(
         result = asyncio.run(run(opts, stack_from_env(), typer.echo))
     except (StackError, ValueError) as exc:
         _fail(str(exc))
+    except asyncio.CancelledError:
+        _fail("stopped by SIGTERM; the workers it started are stopped")
     typer.echo(markdown(result))
     typer.echo("written: " + ", ".join(result["files"]))
 

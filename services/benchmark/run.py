@@ -27,6 +27,7 @@ from services.benchmark.receiver import PageReceiver
 from services.chaos.cluster import SERVICES, Cluster, Ports, start_workers
 from services.chaos.run import git_head, machine
 from services.stack.local import PROJECT_ROOT, LocalStack
+from services.stack.signals import cancel_on_sigterm
 from shared.kafka import ensure_topics
 
 PREFIX = "bench"
@@ -90,6 +91,7 @@ def _p(values: list[float], q: float) -> float:
 
 async def run(opts: Options, stack: LocalStack, echo: Any = print) -> dict[str, Any]:
     """One benchmark run on a fresh `stack`; everything it started is stopped before it returns."""
+    cancel_on_sigterm()  # a SIGTERM stops the workers below before the command exits
     t_start = time.monotonic()
     run_id = uuid.uuid4().hex[:6]
     echo(f"bench {run_id}: stack in {stack.root}, Kafka {stack.kafka.bootstrap}")

@@ -25,6 +25,7 @@ from services.chaos.receiver import CountingReceiver
 from services.stack import kafka
 from services.stack.errors import StackError
 from services.stack.local import PROJECT_ROOT, LocalStack
+from services.stack.signals import cancel_on_sigterm
 from shared.kafka import ensure_topics
 
 SERVICE_PREFIX = "chaos"
@@ -136,6 +137,7 @@ async def _watch(cluster: Cluster) -> None:
 
 async def run(opts: Options, stack: LocalStack, echo: Any = print) -> Result:
     """One chaos run on a fresh `stack`; everything it started is stopped before it returns."""
+    cancel_on_sigterm()  # a SIGTERM stops the workers below before the command exits
     t_start = time.monotonic()
     run_id = uuid.uuid4().hex[:6]
     echo(f"chaos run {run_id}: stack in {stack.root}, Kafka {stack.kafka.bootstrap}, PostgreSQL :{stack.postgres_port}")
