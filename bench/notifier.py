@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.stack import fresh_stack
 from services.stack import processes
@@ -103,6 +104,27 @@ async def arrivals(receiver: WebhookReceiver, ids: set[str], timeout: float) -> 
     return seen
 
 
+async def notifier_idle(bootstrap: str, timeout: float) -> None:
+    """Wait until the notifier's group has committed every escalation event written so far."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        tps = [TopicPartition(ESCALATION_EVENTS, p) for p in consumer.partitions_for_topic(ESCALATION_EVENTS) or ()]
+        ends = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            committed = await admin.list_consumer_group_offsets("notifier")
+            if all(tp in committed and committed[tp].offset >= ends[tp] for tp in tps):
+                return
+            await asyncio.sleep(0.2)  # commits are periodic: nothing to await
+        log("notifier still behind after the burst; measuring anyway")
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=5000)
@@ -153,6 +175,9 @@ async def main() -> None:
                 results["deliveries_per_s"] = len(seen) / (max(seen.values()) - start)
                 log(f"deliveries: {results['deliveries_per_s']:,.0f}/s ({len(seen)} of {len(ids)})")
 
+                # The burst's results and commits finish first: the steady phase starts on an idle notifier.
+                await notifier_idle(bootstrap, timeout=120)
+
                 # Latency at a steady rate: from the step's write to its delivery.
                 sent: dict[str, float] = {}
                 total = int(args.rate * args.seconds)
@@ -167,6 +192,9 @@ async def main() -> None:
                 await producer.flush()
                 seen = await arrivals(receiver, set(sent), timeout=120)
                 lat = sorted((seen[i] - sent[i]) * 1000 for i in seen)
+                by_second: dict[int, list[float]] = {}
+                for incident, arrived in seen.items():
+                    by_second.setdefault(int(sent[incident] - start), []).append((arrived - sent[incident]) * 1000)
                 results["steady"] = {
                     "rate": args.rate,
                     "delivered": len(lat),
@@ -174,6 +202,8 @@ async def main() -> None:
                     "p50_ms": statistics.median(lat),
                     "p99_ms": lat[int(len(lat) * 0.99) - 1],
                     "max_ms": lat[-1],
+                    # Where in time the tail is: the worst latency of each second of sending.
+                    "max_ms_by_second": [round(max(by_second[k]), 1) for k in sorted(by_second)],
                 }
                 log(f"steady: {results['steady']}")
             finally:
