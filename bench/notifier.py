@@ -27,6 +27,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.intake import cpu_seconds
 from bench.stack import fresh_stack
 from services.stack import processes
 from services.webhook_receiver import WebhookReceiver
@@ -167,12 +168,17 @@ async def main() -> None:
                 # Throughput: a backlog of steps, from the first write to the last delivery.
                 burst = [step(url, "t", i) for i in range(args.steps)]
                 ids = {str(s.incident_id) for s in burst}
+                pid = processes.read_pid(proc.pid_file)
+                assert pid is not None
+                cpu_before = cpu_seconds(pid)
                 start = loop.time()
                 for s in burst:
                     await producer.send(ESCALATION_EVENTS, s.to_json(), key=s.incident_key.encode())
                 await producer.flush()
                 seen = await arrivals(receiver, ids, timeout=600)
                 results["deliveries_per_s"] = len(seen) / (max(seen.values()) - start)
+                # CPU per delivery moves far less than rates on a shared host.
+                results["burst_cpu_us_per_delivery"] = (cpu_seconds(pid) - cpu_before) / len(seen) * 1e6
                 log(f"deliveries: {results['deliveries_per_s']:,.0f}/s ({len(seen)} of {len(ids)})")
 
                 # The burst's results and commits finish first: the steady phase starts on an idle notifier.
@@ -181,6 +187,7 @@ async def main() -> None:
                 # Latency at a steady rate: from the step's write to its delivery.
                 sent: dict[str, float] = {}
                 total = int(args.rate * args.seconds)
+                cpu_before = cpu_seconds(pid)
                 start = loop.time()
                 for i in range(total):
                     wait = start + i / args.rate - loop.time()
@@ -191,6 +198,7 @@ async def main() -> None:
                     await producer.send(ESCALATION_EVENTS, s.to_json(), key=s.incident_key.encode())
                 await producer.flush()
                 seen = await arrivals(receiver, set(sent), timeout=120)
+                steady_cpu = (cpu_seconds(pid) - cpu_before) / len(seen) * 1e6
                 lat = sorted((seen[i] - sent[i]) * 1000 for i in seen)
                 by_second: dict[int, list[float]] = {}
                 for incident, arrived in seen.items():
@@ -202,6 +210,7 @@ async def main() -> None:
                     "p50_ms": statistics.median(lat),
                     "p99_ms": lat[int(len(lat) * 0.99) - 1],
                     "max_ms": lat[-1],
+                    "cpu_us_per_delivery": steady_cpu,
                     # Where in time the tail is: the worst latency of each second of sending.
                     "max_ms_by_second": [round(max(by_second[k]), 1) for k in sorted(by_second)],
                 }
@@ -226,6 +235,8 @@ def table(r: dict[str, Any]) -> str:
             f"| deliveries/s to a local webhook receiver (one notifier) | {r['deliveries_per_s']:,.0f} "
             f"| raw aiohttp POSTs to the same receiver {raw:,.0f}/s (ratio {r['deliveries_per_s'] / raw:.2f}) "
             "| 5,000 |",
+            f"| notifier CPU per delivery (burst / steady) | {r['burst_cpu_us_per_delivery']:,.0f} / "
+            f"{s['cpu_us_per_delivery']:,.0f} us | - | - |",
             f"| escalation event to delivery at {s['rate']:,.0f}/s ({s['delivered']} of {s['sent']}), "
             f"p50 / p99 / max | {s['p50_ms']:.1f} / {s['p99_ms']:.1f} / {s['max_ms']:.1f} ms | - | p99 < 50 ms |",
         ]

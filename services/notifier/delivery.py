@@ -251,7 +251,7 @@ class Deliverer:
 
     async def _attempt_held(self, item: PendingSend, key: str) -> PendingSend | None:
         env, send, attempt = item.step, item.send, item.attempt
-        step = env.payload_as(ev.EscalationStepReached)
+        step = item.reached
         if self._ledger is not None and key in self._ledger:
             SKIPPED.inc()
             log.info("already delivered; not sent again", idempotency_key=key, incident_id=str(env.incident_id))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import orjson
 
@@ -43,10 +44,15 @@ class PendingSend:
         """The incident the step belongs to."""
         return self.step.incident_id
 
-    @property
+    @cached_property
+    def reached(self) -> ev.EscalationStepReached:
+        """The step's payload, validated once per delivery (it was validated three times)."""
+        return self.step.payload_as(ev.EscalationStepReached)
+
+    @cached_property
     def key(self) -> str:
         """The notification's idempotency key."""
-        return self.send.idempotency_key(self.step.payload_as(ev.EscalationStepReached).step_id)
+        return self.send.idempotency_key(self.reached.step_id)
 
     def retry(self, not_before: datetime) -> PendingSend:
         """The next attempt, due at `not_before`."""

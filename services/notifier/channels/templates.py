@@ -24,6 +24,27 @@ from services.notifier.channels.base import Notification
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 PAGERDUTY_DEDUP_KEY_MAX = 255
+# The fields of the shipped webhook.json.j2, in its order (its `links` object comes last).
+WEBHOOK_FIELDS = (
+    "type",
+    "event_id",
+    "incident_id",
+    "incident_key",
+    "occurred_at",
+    "step_id",
+    "level",
+    "cycle",
+    "service",
+    "summary",
+    "severity",
+    "target",
+    "level_name",
+    "kind",
+    "priority",
+    "reason",
+    "idempotency_key",
+    "sla_state",
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +132,7 @@ class Templates:
         for env in (self._text, self._html, self._json):
             env.filters["slack"] = _slack_escape
             env.filters["one_line"] = _one_line
+        self._webhook_overridden = override_dir is not None and (override_dir / "webhook.json.j2").exists()
 
     def text(self, name: str, context: dict[str, Any]) -> str:
         """Render a plain-text template."""
@@ -141,8 +163,18 @@ class Templates:
         )
 
     def webhook(self, note: Notification) -> dict[str, Any]:
-        """The generic webhook's JSON: the fields of `delivery.webhook_body`, plus `links` and `sla_state`."""
-        return self.json("webhook.json.j2", context_of(note))
+        """The generic webhook's JSON: the fields of `delivery.webhook_body`, plus `links` and `sla_state`.
+
+        Unless an operator overrides `webhook.json.j2`, the object is built directly (the same
+        object the shipped template renders; a test compares them): rendering and parsing it back
+        was a tenth of the notifier's CPU per delivery.
+        """
+        context = context_of(note)
+        if not self._webhook_overridden:
+            return {name: context[name] for name in WEBHOOK_FIELDS} | {
+                "links": {"acknowledge": context["ack_url"], "resolve": context["resolve_url"]}
+            }
+        return self.json("webhook.json.j2", context)
 
     def slack(self, note: Notification) -> dict[str, Any]:
         """A Slack incoming-webhook message: Block Kit blocks with a `text` fallback."""
