@@ -1,4 +1,4 @@
-"""Refuse request bodies over a size limit with 413 problem+json, before they are read whole."""
+"""Refuse request bodies over a size limit with 413 problem+json, before the app reads them."""
 
 from __future__ import annotations
 
@@ -23,28 +23,27 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._reject(send)
             return
-        seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
+        if declared is not None:  # the server reads no more than the declared length
+            await self.app(scope, receive, send)
+            return
+        # A streamed body (no Content-Length) is read here, up to the limit, before the app sees it:
+        # refused from inside the app's body parsing, it came out as that route's 422, not a 413.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client left: let the app see it as it would
+                await self.app(scope, replay_body(chunks, receive, last=message), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
                 await self._reject(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, replay_body(chunks, receive), send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
@@ -65,5 +64,22 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+def replay_body(chunks: list[bytes], receive: Receive, *, last: Message | None = None, more: bool = False) -> Receive:
+    """A receive that gives the app the body already read, then what `receive` gives.
+
+    `last`: a message read after the chunks (a disconnect) to hand on after them; `more`: the body
+    goes on past the chunks.
+    """
+    queue: list[Message] = [
+        {"type": "http.request", "body": chunk, "more_body": more or last is not None or i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+    if last is not None:
+        queue.append(last)
+
+    async def replayed() -> Message:
+        if queue:
+            return queue.pop(0)
+        return await receive()
+
+    return replayed

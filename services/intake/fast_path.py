@@ -17,7 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.intake.body_limit import replay_body
 
 FastRoute = Callable[[Any, str | None], Awaitable[Response | None]]
 """Takes the parsed JSON body and the Authorization header; returns the answer, or None to pass the
@@ -54,14 +56,14 @@ class NativeFastPath:
         while not complete:
             message = await receive()
             if message["type"] != "http.request":  # the client left: let the app see it as it would
-                await self.app(scope, _replay(chunks, message, receive), send)
+                await self.app(scope, replay_body(chunks, receive, last=message), send)
                 return
             chunk = message.get("body", b"")
             chunks.append(chunk)
             size += len(chunk)
             complete = not message.get("more_body", False)
             if size > self.limit:
-                await self.app(scope, _replay(chunks, None, receive, more=not complete), send)
+                await self.app(scope, replay_body(chunks, receive, more=not complete), send)
                 return
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         answer = None
@@ -74,7 +76,7 @@ class NativeFastPath:
         else:
             answer = await route(data, authorization)
         if answer is None:
-            await self.app(scope, _replay([body], None, receive), send)
+            await self.app(scope, replay_body([body], receive), send)
             return
         await answer(scope, receive, send)
 
@@ -85,24 +87,3 @@ def _is_json(content_type: bytes | None) -> bool:
         return False
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json"
-
-
-def _replay(chunks: list[bytes], last: Message | None, receive: Receive, *, more: bool = False) -> Receive:
-    """A receive that gives the app the body already read, then what `receive` gives.
-
-    `last`: a message read after the chunks (a disconnect) to hand on after them; `more`: the body
-    goes on past the chunks.
-    """
-    queue: list[Message] = [
-        {"type": "http.request", "body": chunk, "more_body": more or last is not None or i < len(chunks) - 1}
-        for i, chunk in enumerate(chunks)
-    ]
-    if last is not None:
-        queue.append(last)
-
-    async def replayed() -> Message:
-        if queue:
-            return queue.pop(0)
-        return await receive()
-
-    return replayed
