@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
 if TYPE_CHECKING:
+    import httpx
+
     from shared.envelope import Envelope
+    from shared.settings import IntakeSettings
 
 T = TypeVar("T")
 
@@ -106,3 +109,16 @@ async def publish_opened(
     finally:
         await producer.stop()
     return opened
+
+
+async def intake_client(settings: IntakeSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on an intake app in this process, its lifespan (Kafka producer) running."""
+    import httpx
+
+    from services.intake.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+            yield client

@@ -15,13 +15,12 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from services.intake.app import create_app
 from shared import events as ev
 from shared.auth import token_hash
 from shared.envelope import Envelope, decode
 from shared.settings import IntakeSettings
 from shared.topics import INCIDENT_COMMANDS
-from tests.support import eventually, publish_opened
+from tests.support import eventually, intake_client, publish_opened
 
 pytestmark = pytest.mark.integration
 
@@ -51,14 +50,6 @@ async def _commands(bootstrap: str, service: str, count: int) -> list[Envelope]:
     raise AssertionError("unreachable")
 
 
-async def _client(settings: IntakeSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield client
-
-
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("intake-access")
@@ -75,7 +66,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def secured(config: Path, kafka_bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
     """An intake with keys and tokens configured."""
     settings = IntakeSettings(kafka_bootstrap_servers=kafka_bootstrap, escalation_config_dir=config)
-    async for client in _client(settings):
+    async for client in intake_client(settings):
         yield client
 
 
@@ -190,7 +181,7 @@ async def test_flood_control_and_body_limit(config: Path, kafka_bootstrap: str) 
         intake_rate_per_second=0.5,
         intake_rate_burst=2,
     )
-    async for client in _client(settings):
+    async for client in intake_client(settings):
         body = {"routing_key": KEY, "event_action": "resolve", "dedup_key": f"flood-{RUN}"}
         assert [(await client.post("/v2/enqueue", json=body)).status_code for _ in range(2)] == [202, 202]
         limited = await client.post("/v2/enqueue", json=body)
@@ -206,7 +197,7 @@ async def test_flood_control_and_body_limit(config: Path, kafka_bootstrap: str) 
 async def test_without_keys_the_routing_key_names_the_service(kafka_bootstrap: str, tmp_path: Path) -> None:
     settings = IntakeSettings(kafka_bootstrap_servers=kafka_bootstrap, escalation_config_dir=tmp_path)
     service = f"open-{RUN}"
-    async for client in _client(settings):
+    async for client in intake_client(settings):
         trigger = {**_sample("pagerduty_trigger.json"), "routing_key": service, "dedup_key": "k"}
         assert (await client.post("/v2/enqueue", json=trigger)).status_code == 202
         body = _sample("alertmanager_two_firing_one_resolved.json")

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from services.intake.app import create_app
 from shared import events as ev
 from shared.auth import token_hash
 from shared.envelope import decode
 from shared.settings import IntakeSettings
 from shared.topics import INCIDENT_COMMANDS
+from tests.support import intake_client
 
 pytestmark = pytest.mark.integration
 
@@ -43,17 +43,11 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-async def _client(settings: IntakeSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield client
-
-
 @pytest.fixture(scope="module")
 async def intake(config: Path, kafka_bootstrap: str) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in _client(IntakeSettings(kafka_bootstrap_servers=kafka_bootstrap, escalation_config_dir=config)):
+    async for client in intake_client(
+        IntakeSettings(kafka_bootstrap_servers=kafka_bootstrap, escalation_config_dir=config)
+    ):
         yield client
 
 
@@ -154,7 +148,7 @@ async def test_over_the_rate_limit_both_ways_answer_429(config: Path, kafka_boot
         intake_rate_per_second=0.01,
         intake_rate_burst=2,
     )
-    async for client in _client(settings):
+    async for client in intake_client(settings):
         answers = [await _send(client, "/v1/events", _trigger(), BEARER_KEY, way) for way in (FAST, ROUTE)]
         assert [a.status_code for a in answers] == [202, 202]
         fast, route = [await _send(client, "/v1/events", _trigger(), BEARER_KEY, way) for way in (FAST, ROUTE)]

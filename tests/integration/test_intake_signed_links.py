@@ -14,14 +14,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
-from services.intake.app import create_app
 from shared import events as ev
 from shared.auth import token_hash
 from shared.envelope import Envelope, decode
 from shared.links import LinkSigner
 from shared.settings import IntakeSettings
 from shared.topics import INCIDENT_COMMANDS
-from tests.support import eventually, publish_opened
+from tests.support import eventually, intake_client, publish_opened
 
 pytestmark = pytest.mark.integration
 
@@ -30,14 +29,6 @@ SERVICE = f"links-{RUN}"
 RESPONDER = f"responder-{RUN}"
 SECRET = f"link-secret-{RUN}"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
-
-
-async def _client(settings: IntakeSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            yield client
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +46,7 @@ async def intake(config: Path, kafka_bootstrap: str) -> AsyncIterator[httpx.Asyn
     settings = IntakeSettings(
         kafka_bootstrap_servers=kafka_bootstrap, escalation_config_dir=config, link_secret=SecretStr(SECRET)
     )
-    async for client in _client(settings):
+    async for client in intake_client(settings):
         yield client
 
 
@@ -157,7 +148,7 @@ async def test_altered_expired_or_misused_links_are_refused(intake: httpx.AsyncC
 async def test_without_a_link_secret_links_are_refused_by_name(kafka_bootstrap: str) -> None:
     incident = uuid.uuid4()
     url = _path(LinkSigner(b"s", "http://intake").link("acknowledge", incident, datetime.now(UTC), "alice"))
-    async for client in _client(IntakeSettings(kafka_bootstrap_servers=kafka_bootstrap)):
+    async for client in intake_client(IntakeSettings(kafka_bootstrap_servers=kafka_bootstrap)):
         refused = await client.post(url)
         assert refused.status_code == 403
         assert "LINK_SECRET" in refused.json()["detail"]

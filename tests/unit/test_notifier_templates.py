@@ -39,17 +39,21 @@ def _step(summary: str = "Disk 95% full on db1") -> ev.EscalationStepReached:
     )
 
 
-def _note(summary: str = "Disk 95% full on db1", sla_state: str | None = "acknowledge SLA 80% used") -> Notification:
+INCIDENT = uuid.UUID("0190f3a2-0000-7000-8000-00000000bbbb")
+
+
+def _note(
+    summary: str = "Disk 95% full on db1",
+    sla_state: str | None = "acknowledge SLA 80% used",
+    links: LinkSigner | None = LINKS,
+    incident_id: uuid.UUID | None = INCIDENT,
+) -> Notification:
     step = _step(summary)
     env = new_envelope(
-        ev.ESCALATION_STEP_REACHED,
-        step,
-        incident_key="checkout-api/db1-disk",
-        occurred_at=AT,
-        incident_id=uuid.UUID("0190f3a2-0000-7000-8000-00000000bbbb"),
+        ev.ESCALATION_STEP_REACHED, step, incident_key="checkout-api/db1-disk", occurred_at=AT, incident_id=incident_id
     )
     key = idempotency_key(step.step_id, TARGET, "webhook")
-    return notification_of(env, step, TARGET, key, LINKS, sla_state=sla_state)
+    return notification_of(env, step, TARGET, key, links, sla_state=sla_state)
 
 
 def _strings(value: Any) -> str:
@@ -243,16 +247,7 @@ def test_the_webhook_body_built_directly_equals_the_shipped_templates(
 ) -> None:
     """The default webhook body skips Jinja2 (a tenth of the notifier's CPU); it must be the very
     object the shipped webhook.json.j2 renders, for any summary and with or without links."""
-    step = _step(summary)
-    env = new_envelope(
-        ev.ESCALATION_STEP_REACHED,
-        step,
-        incident_key="checkout-api/db1-disk",
-        occurred_at=AT,
-        incident_id=uuid.UUID("0190f3a2-0000-7000-8000-00000000bbbb") if with_incident else None,
-    )
-    key = idempotency_key(step.step_id, TARGET, "webhook")
-    note = notification_of(env, step, TARGET, key, LINKS if with_links else None, sla_state=sla_state)
+    note = _note(summary, sla_state, LINKS if with_links else None, INCIDENT if with_incident else None)
     templates = Templates()
     built = templates.webhook(note)
     rendered = templates.json("webhook.json.j2", context_of(note))
