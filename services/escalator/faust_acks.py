@@ -10,10 +10,12 @@ the rebalance the commands are read again. A command that had been applied is th
 escalator's redelivery guard (its offset is at or below the incident's stored offset); one that had
 been skipped is applied.
 
-That alone still lost commands when a worker joined or left under load (offsets committed past
-commands never applied, by a path not pinned down), so after every rebalance the partitions of
-incidents.commands are sought to the escalator's own applied positions (`positions.py`), kept in its
-state table, and Faust's committed offsets only serve a partition without one.
+That alone still lost commands when a worker joined or left under load: Faust handed over commands
+fetched before a seek, then dropped the re-read ones behind its read offset. So after every
+rebalance the partitions of incidents.commands are sought to the escalator's own applied positions
+(`positions.py`), kept in its state table (Faust's committed offsets only serve a partition without
+one), and the escalator applies commands strictly in offset order, seeking back over a gap
+(`reposition`) and letting go of what it skips (`release`). See docs/reliability.md, finding 1.
 """
 
 from __future__ import annotations
