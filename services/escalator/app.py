@@ -127,7 +127,10 @@ class Escalator:
             faust_acks.release(self.app.consumer, message)
             metrics.SKIPPED.labels(admission.value).inc()
             if admission is Admission.GAP:
-                await self._seek_back(message.partition)
+                try:
+                    await self._seek_back(message.partition)
+                except Exception:  # Kafka away: the timer loop seeks again after RESEEK_AFTER
+                    log.exception("seek back over a gap failed", partition=message.partition)
             return
         try:
             cmd = decode(event.value, message.headers)  # type: ignore[arg-type]
