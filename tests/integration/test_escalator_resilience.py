@@ -157,7 +157,8 @@ async def test_the_groups_committed_offsets_follow_the_escalators_positions(clus
 
 
 async def _wait_committed_at_end(cluster: EscalatorCluster, timeout: float) -> None:
-    """Poll the group's committed offsets until every commands partition is committed to its end."""
+    """Poll the group's committed offsets until every commands partition is committed up to where it
+    ended when the wait began (timer firings and other tests write more meanwhile)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=cluster.kafka)
     consumer = AIOKafkaConsumer(bootstrap_servers=cluster.kafka)
     await admin.start()
@@ -170,7 +171,7 @@ async def _wait_committed_at_end(cluster: EscalatorCluster, timeout: float) -> N
         while time.monotonic() < deadline:
             committed = await admin.list_consumer_group_offsets(f"escalator-{cluster.run}")
             behind = {tp.partition: ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps}
-            if not any(behind.values()):
+            if all(gap <= 0 for gap in behind.values()):  # others may write more meanwhile
                 return
             await asyncio.sleep(0.5)  # commits are periodic: there is no event to await
         raise AssertionError(f"committed offsets behind the end of incidents.commands: {behind}")
