@@ -10,6 +10,8 @@ import {auditPage} from "./audit.js";
 const THEME_KEY = "escalation.console.theme";
 const view = document.getElementById("view");
 let current = null; // the page shown: {cleanup?()}
+let navigation = 0; // how many routes began
+let shown = 0; // the navigation whose page is on screen
 
 function applyTheme(theme) {
   document.documentElement.dataset.theme = theme;
@@ -42,6 +44,7 @@ const ROUTES = [
 ];
 
 async function route() {
+  const mine = ++navigation;
   if (current && current.cleanup) current.cleanup();
   current = null;
   const hash = location.hash || "#/incidents";
@@ -53,11 +56,27 @@ async function route() {
   const match = ROUTES.map(([re, page]) => [hash.match(re), page]).find(([m]) => m);
   if (!match) {
     fill(view, h("h1", {}, "Not found"), h("p", {}, "No such page. ", h("a", {href: "#/incidents"}, "Incidents")));
+    shown = mine;
     return;
   }
+  let page = null;
+  let failure = null;
   try {
-    current = (await match[1](match[0])) || null;
+    page = (await match[1](match[0])) || null;
   } catch (err) {
+    failure = err;
+  }
+  if (mine !== navigation) {
+    // Another page was asked for while this one loaded (a link followed, a test's goto right after
+    // sign-in): this one is dropped. If the later page is already on screen, this one drew over it.
+    if (page && page.cleanup) page.cleanup();
+    if (shown === navigation) route();
+    return;
+  }
+  shown = mine;
+  current = page;
+  if (failure) {
+    const err = failure;
     fill(view, h("div", {class: "banner err", role: "alert"}, err instanceof ApiError ? err.explain() : String(err)));
   }
   const heading = view.querySelector("h1");

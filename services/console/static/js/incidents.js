@@ -65,7 +65,9 @@ export async function incidentsPage(view, params) {
     if (feed) feed.stop();
     const filters = Object.fromEntries(FILTERS.map((f) => [f, controls[f].value]));
     const query = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
-    history.replaceState(null, "", `#/incidents${query.toString() ? `?${query}` : ""}`);
+    if (/^#\/incidents(\?|$)/.test(location.hash || "#/incidents")) {  // still the list's address
+      history.replaceState(null, "", `#/incidents${query.toString() ? `?${query}` : ""}`);
+    }
     feed = stream("/v1/console/stream", filters, (name, data) => {
       if (data.now) skew = new Date(data.now).getTime() - Date.now();
       if (name === "snapshot") {
