@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,32 +93,41 @@ async def batches(url: str, count: int, size: int, concurrency: int) -> float:
         return count * size / (time.perf_counter() - start)
 
 
-async def steady(url: str, rate: float, seconds: float) -> dict[str, float]:
-    """Open loop: one request every 1/rate s whatever the answers; time from send to 202."""
-    service = f"steady-{uuid.uuid4().hex[:6]}"
-    n = int(rate * seconds)
+async def open_loop(rate: float, count: int, one: Callable[[int], Awaitable[None]]) -> dict[str, float]:
+    """Start `one(i)` every 1/rate s whatever the answers (an open-loop load generator); each call's
+    time to completion in ms, as p50 / p99 / max, and the rate achieved."""
     latencies: list[float] = []
+
+    async def timed(i: int) -> None:
+        sent = time.perf_counter()
+        await one(i)
+        latencies.append((time.perf_counter() - sent) * 1000)
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(count):
+        wait = start + i / rate - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)  # the schedule of an open-loop load generator
+        tasks.append(asyncio.create_task(timed(i)))
+    await asyncio.gather(*tasks)
+    achieved = count / (time.perf_counter() - start)
+    q = statistics.quantiles(sorted(latencies), n=100)
+    return {"rate": rate, "achieved_per_s": achieved, "p50_ms": q[49], "p99_ms": q[98], "max_ms": max(latencies)}
+
+
+async def steady(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """One request every 1/rate s; time from send to 202."""
+    service = f"steady-{uuid.uuid4().hex[:6]}"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
         async def one(i: int) -> None:
-            sent = time.perf_counter()
             async with session.post(f"{url}/v1/events", json=event(service, i)) as response:
                 await response.read()
                 if response.status != 202:
                     raise RuntimeError(f"{response.status}")
-            latencies.append((time.perf_counter() - sent) * 1000)
 
-        start = time.perf_counter()
-        tasks = []
-        for i in range(n):
-            wait = start + i / rate - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)  # the schedule of an open-loop load generator
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        achieved = n / (time.perf_counter() - start)
-    q = statistics.quantiles(sorted(latencies), n=100)
-    return {"rate": rate, "achieved_per_s": achieved, "p50_ms": q[49], "p99_ms": q[98], "max_ms": max(latencies)}
+        return await open_loop(rate, int(rate * seconds), one)
 
 
 async def raw_steady(bootstrap: str, rate: float, seconds: float) -> dict[str, float]:
@@ -127,27 +136,15 @@ async def raw_steady(bootstrap: str, rate: float, seconds: float) -> dict[str, f
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0)
     await producer.start()
     envelopes = triggers("raw-steady", int(rate * seconds), "s")
-    latencies: list[float] = []
     try:
 
-        async def one(env: Any) -> None:
-            sent = time.perf_counter()
-            future = await producer.send(INCIDENT_COMMANDS, env.to_json(), key=env.incident_key.encode())
-            await future
-            latencies.append((time.perf_counter() - sent) * 1000)
+        async def one(i: int) -> None:
+            env = envelopes[i]
+            await (await producer.send(INCIDENT_COMMANDS, env.to_json(), key=env.incident_key.encode()))
 
-        start = time.perf_counter()
-        tasks = []
-        for i, env in enumerate(envelopes):
-            wait = start + i / rate - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)  # the schedule of an open-loop load generator
-            tasks.append(asyncio.create_task(one(env)))
-        await asyncio.gather(*tasks)
+        return await open_loop(rate, len(envelopes), one)
     finally:
         await producer.stop()
-    q = statistics.quantiles(sorted(latencies), n=100)
-    return {"rate": rate, "p50_ms": q[49], "p99_ms": q[98], "max_ms": max(latencies)}
 
 
 def cpu_seconds(pid: int) -> float:
