@@ -31,6 +31,12 @@ _OPENED = """
 SELECT incident_id::text, incident_key, causation_id::text, extract(epoch FROM occurred_at)::float8 FROM audit_log
 WHERE topic = 'escalations.events' AND type = 'incident.opened'
 """
+_TIMELINE = """
+SELECT topic, kafka_partition, kafka_offset, type, event_id::text, causation_id::text, occurred_at, recorded_at,
+       payload->>'reason' AS reason, payload->>'token' AS token
+FROM audit_log WHERE incident_key = (SELECT incident_key FROM audit_log WHERE incident_id = $1::uuid LIMIT 1)
+ORDER BY topic DESC, kafka_partition, kafka_offset
+"""
 _STEPS = """
 SELECT DISTINCT incident_id::text, payload->>'step_id' AS step_id FROM audit_log
 WHERE topic = 'escalations.events' AND type = 'escalation.step_reached'
@@ -155,6 +161,20 @@ async def caused(pool: asyncpg.Pool) -> frozenset[str]:
         " WHERE topic = 'escalations.events' AND causation_id IS NOT NULL"
     )
     return frozenset(r[0] for r in rows)
+
+
+async def timeline(pool: asyncpg.Pool, incident_id: str) -> list[str]:
+    """Every audited row of the incident's key, commands then events, each in log order: what a
+    broken invariant is read from (offsets, who caused what, when it happened, when it was recorded)."""
+    lines = [f"incident {incident_id}:"]
+    for r in await pool.fetch(_TIMELINE, incident_id):
+        extra = " ".join(f"{k}={r[k]}" for k in ("reason", "token") if r[k] is not None)
+        lines.append(
+            f"  {r['topic']}[{r['kafka_partition']}]@{r['kafka_offset']} {r['type']} {r['event_id']}"
+            f" cause={r['causation_id']} occurred={r['occurred_at']:%H:%M:%S.%f}"
+            f" recorded={r['recorded_at']:%H:%M:%S.%f} {extra}".rstrip()
+        )
+    return lines
 
 
 async def total_rows(pool: asyncpg.Pool) -> int:

@@ -60,6 +60,7 @@ class Check:
     ok: bool
     counts: dict[str, int]
     problems: list[str] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)  # incident ids at fault, for their timelines
 
 
 def accepted_once(accepted: Iterable[str], audited: Mapping[str, int]) -> Check:
@@ -141,7 +142,8 @@ def escalations_emitted(fates_: Sequence[Fate], stepped: Iterable[str]) -> Check
         "settle_raced_timer": len(raced),
         "raced_escalated": sum(1 for f in raced if f.incident_id in with_step),
     }
-    return Check("every due escalation emitted", not missing and not unwanted, counts, problems)
+    subjects = [f.incident_id for f in [*missing, *unwanted]]
+    return Check("every due escalation emitted", not missing and not unwanted, counts, problems, subjects)
 
 
 def commands_applied(commands: Sequence[Command], fates_: Sequence[Fate], caused: frozenset[str]) -> Check:
@@ -161,7 +163,8 @@ def commands_applied(commands: Sequence[Command], fates_: Sequence[Fate], caused
         "settled": len(settled),
         "settles_lost": len(lost),
     }
-    return Check("every command applied by the escalator", not skipped and not lost, counts, problems)
+    subjects = [f.incident_id for f in lost]
+    return Check("every command applied by the escalator", not skipped and not lost, counts, problems, subjects)
 
 
 def deliveries_once(

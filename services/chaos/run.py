@@ -29,6 +29,7 @@ from services.stack.signals import cancel_on_sigterm
 from shared.kafka import ensure_topics
 
 SERVICE_PREFIX = "chaos"
+TIMELINES = 3  # incidents per broken check whose whole audited history is printed
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,10 @@ async def run(opts: Options, stack: LocalStack, echo: Any = print) -> Result:
             facts["drain"] = {"caught_up": caught_up, "seconds": round(waited, 1), "lag": asdict(lag)}
             echo(f"drain: {'caught up' if caught_up else 'NOT caught up'} after {waited:.1f}s (lag {asdict(lag)})")
             checks = await _checks(pool, stack, record.accepted, receiver, log, opts.delay)
+            timelines = [await collect.timeline(pool, i) for c in checks for i in c.subjects[:TIMELINES]]
+            if timelines:
+                facts["timelines"] = timelines
+                echo("\n".join(line for t in timelines for line in t))
             facts["audit_rows"] = await collect.total_rows(pool)
         finally:
             await pool.close()
