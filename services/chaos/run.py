@@ -185,7 +185,8 @@ async def run(opts: Options, stack: LocalStack, echo: Any = print) -> Result:
             facts["drain"] = {"caught_up": caught_up, "seconds": round(waited, 1), "lag": asdict(lag)}
             echo(f"drain: {'caught up' if caught_up else 'NOT caught up'} after {waited:.1f}s (lag {asdict(lag)})")
             checks = await _checks(pool, stack, record.accepted, receiver, log, opts.delay)
-            timelines = [await collect.timeline(pool, i) for c in checks for i in c.subjects[:TIMELINES]]
+            at_fault = dict.fromkeys(i for c in checks for i in c.subjects[:TIMELINES])  # once each, in order
+            timelines = [await collect.timeline(pool, i) for i in at_fault]
             if timelines:
                 facts["timelines"] = timelines
                 echo("\n".join(line for t in timelines for line in t))

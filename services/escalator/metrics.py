@@ -15,6 +15,6 @@ TIMER_LATENESS = Histogram(
 )
 SKIPPED = Counter(
     "escalator_commands_skipped_total",
-    "Commands handed over out of offset order and skipped: a repeat, or one past a gap (read again)",
+    "Commands skipped: a repeat, one past a gap (read again), or one of a partition not positioned since a rebalance",
     ["reason"],
 )

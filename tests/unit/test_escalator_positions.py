@@ -17,7 +17,7 @@ from services.escalator.positions import (
 )
 from services.escalator.state_codec import is_snapshot_key, snapshot_key
 
-APPLY, REPEAT, GAP = Admission.APPLY, Admission.REPEAT, Admission.GAP
+APPLY, REPEAT, GAP, UNHELD = Admission.APPLY, Admission.REPEAT, Admission.GAP, Admission.UNHELD
 
 
 def test_the_position_moves_only_over_a_contiguous_run_of_applied_commands() -> None:
@@ -97,6 +97,26 @@ def test_a_partition_given_up_has_no_position_and_late_finishes_are_ignored() ->
     assert positions.reseek(4, now=0.0) is None
 
 
+def test_a_command_fetched_before_a_rebalance_is_not_applied_until_its_partition_is_positioned() -> None:
+    """The chaos run's loss: partition 2 given up and kept in a rebalance; a command fetched before it
+    (offset 1020) handed over before the seek to the stored position made the position start at 1020,
+    and a late finish below it wrote 1020 to the table while 1015-1019 were never applied."""
+    positions = AppliedPositions()
+    positions.sought(2, 1000)
+    for offset in range(1000, 1015):
+        assert positions.admit(2, offset) is APPLY
+        positions.applied(2, offset)
+    assert positions.admit(2, 1015) is APPLY  # in flight across the rebalance
+    positions.forget({2})
+    assert positions.admit(2, 1020) is UNHELD
+    positions.applied(2, 1015)
+    assert positions.position(2) is None
+    assert positions.due_for_persist(2, now=1e9) is None  # nothing written for a partition not positioned
+    positions.sought(2, 1015)  # the stored position
+    assert positions.admit(2, 1015) is APPLY
+    assert positions.admit(2, 1016) is APPLY
+
+
 def test_a_position_is_persisted_when_it_moved_and_not_more_often_than_the_interval() -> None:
     positions = AppliedPositions()
     positions.sought(5, 0)
@@ -147,3 +167,55 @@ def test_commands_are_applied_once_in_offset_order_and_the_position_never_passes
         assert position is not None
         assert all(o in applied for o in range(start, position))
         assert position == start + len(admitted) or position not in applied
+
+
+@given(
+    start=st.integers(0, 1000),
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("deliver"), st.integers(-5, 30)),
+            st.tuples(st.just("finish"), st.integers(0, 50)),
+            st.tuples(st.just("persist"), st.just(0)),
+            st.tuples(st.just("rebalance"), st.just(0)),
+            st.tuples(st.just("positioned"), st.just(0)),
+        ),
+        max_size=150,
+    ),
+)
+def test_the_stored_position_never_passes_an_unapplied_command_across_rebalances(
+    start: int, steps: list[tuple[str, int]]
+) -> None:
+    """A worker keeps its partition through any number of rebalances. Faust hands over commands in
+    any order, stale ones included, at any time (between giving the partition up and seeking it too);
+    handlers finish in any order, across rebalances; the position is written now and then, and each
+    rebalance seeks to the last one written. Every offset below a written position was applied."""
+    positions = AppliedPositions()
+    stored = start
+    positions.sought(0, stored)
+    held = True
+    in_flight: list[int] = []
+    applied: set[int] = set()
+    clock = 0.0
+    for kind, n in steps:
+        if kind == "deliver":
+            offset = max(0, stored + n)
+            if positions.admit(0, offset) is APPLY:
+                assert held
+                in_flight.append(offset)
+        elif kind == "finish" and in_flight:
+            offset = in_flight.pop(n % len(in_flight))
+            applied.add(offset)
+            positions.applied(0, offset)
+        elif kind == "persist":
+            clock += PERSIST_INTERVAL
+            due = positions.due_for_persist(0, clock)
+            if due is not None:
+                positions.persisted(0, due, clock)
+                stored = due
+        elif kind == "rebalance":
+            positions.forget({0})
+            held = False
+        elif kind == "positioned" and not held:
+            positions.sought(0, stored)
+            held = True
+        assert all(o in applied for o in range(start, stored)), (stored, sorted(applied))
