@@ -30,6 +30,7 @@ from services.audit.migrate import migrate
 from services.audit.rows import Record
 from services.audit.store import AuditStore
 from services.audit.verify import verify_items
+from services.stack.signals import cancel_on_sigterm
 from shared import events as ev
 from shared.envelope import Envelope, new_envelope
 from shared.kafka import Publisher, ensure_topics, make_producer
@@ -233,6 +234,7 @@ async def main() -> None:
     parser.add_argument("--history", type=int, default=1_000_000)
     parser.add_argument("--skip", default="", help="comma-separated: write,ingest,history")
     args = parser.parse_args()
+    cancel_on_sigterm()  # a SIGTERM (a timeout, kill) stops the stack and processes it started
     skip = set(filter(None, args.skip.split(",")))
     stack, bootstrap = fresh_stack("bench-audit", kafka_port=27092, postgres_port=24433)
     admin = stack.postgres.url
@@ -296,4 +298,7 @@ def table(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        sys.exit("stopped by SIGTERM; the processes it started are stopped")

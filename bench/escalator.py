@@ -30,6 +30,7 @@ from bench.stack import fresh_stack
 from services.escalator.config import load_catalog
 from services.escalator.core.simulator import Simulator
 from services.stack import processes
+from services.stack.signals import cancel_on_sigterm
 from shared import events as ev
 from shared.envelope import decode, new_envelope
 from shared.kafka import ensure_topics
@@ -347,6 +348,7 @@ async def main() -> None:
     parser.add_argument("--restart-incidents", type=int, default=100_000)
     parser.add_argument("--skip", default="", help="comma-separated: core,throughput,lateness,memory,restart")
     args = parser.parse_args()
+    cancel_on_sigterm()  # a SIGTERM (a timeout, kill) stops the stack and processes it started
     skip = set(filter(None, args.skip.split(",")))
     stack, bootstrap = fresh_stack("bench", kafka_port=28092, postgres_port=24432)
     results: dict[str, Any] = {
@@ -416,4 +418,7 @@ def table(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        sys.exit("stopped by SIGTERM; the processes it started are stopped")

@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaProducer
 from bench.escalator import produce, triggers
 from bench.stack import fresh_stack
 from services.stack import processes
+from services.stack.signals import cancel_on_sigterm
 from shared.kafka import ensure_topics
 from shared.topics import INCIDENT_COMMANDS
 from tests.support import free_port
@@ -226,6 +227,7 @@ async def main() -> None:
         help="INTAKE_WORKERS of the intake, one run each (default: 1 and one per core)",
     )
     args = parser.parse_args()
+    cancel_on_sigterm()  # a SIGTERM (a timeout, kill) stops the stack and processes it started
     stack, bootstrap = fresh_stack("bench-intake", kafka_port=26092, postgres_port=24435)
     results: dict[str, Any] = {
         "machine": {"cpus": cpus, "python": sys.version.split()[0]},
@@ -270,4 +272,7 @@ def table(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except asyncio.CancelledError:
+        sys.exit("stopped by SIGTERM; the processes it started are stopped")
