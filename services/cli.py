@@ -161,7 +161,7 @@ def notifier() -> None:
 
     settings = NotifierSettings()
     configure_logging("notifier", settings.log_level)
-    serve(create_app(settings), settings.notifier_port)
+    serve(create_app(settings, serving=True), settings.notifier_port)
 
 
 # --- policies and demo -------------------------------------------------------------------------

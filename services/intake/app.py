@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: FastAPI must see the closures' Depends objects in the
 # route signatures, which string annotations would hide from it.
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -28,6 +27,7 @@ from services.intake.operator_routes import operator_router
 from shared import events as ev
 from shared.auth import Principal, load_access
 from shared.envelope import Envelope
+from shared.heap import settle_heap
 from shared.http import PROBLEM_JSON, install_problem_handlers, ops_router, rule_problem
 from shared.ids import uuid7
 from shared.kafka import PublishError
@@ -254,23 +254,3 @@ def app_from_environment() -> FastAPI:
     settings = IntakeSettings()
     configure_logging("intake", settings.log_level)
     return create_app(settings, serving=True)
-
-
-GC_YOUNG_THRESHOLD = 20_000
-
-
-def settle_heap() -> None:
-    """Keep the cyclic garbage collector off the request path of a serving process.
-
-    What the process built to start (modules, the app, pydantic's validators: about 70,000 objects)
-    lives as long as the process, yet every full collection walked it: 50 ms pauses, a tenth of the
-    CPU under load (bench/intake.py). It is frozen out of the collector's view after one last
-    collection. A request's objects die by reference counting; with the young generation collected
-    every 700 net allocations, those of the requests in flight were promoted and collected again
-    and again; at 20,000 a collection is rare. Only for service processes: frozen objects that
-    become garbage in cycles are never collected, which a test process building many apps would feel.
-    """
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)

@@ -33,6 +33,7 @@ from services.notifier.ledger import DeliveredLedger
 from services.notifier.pending import Pending
 from shared import events as ev
 from shared.envelope import Envelope, EnvelopeError, decode
+from shared.heap import settle_heap
 from shared.http import install_problem_handlers, ops_router
 from shared.kafka import Publisher, PublishError, ensure_topics, make_producer
 from shared.key_locks import KeyLocks
@@ -355,14 +356,17 @@ def build_channels(settings: NotifierSettings, http: HttpPoster, templates: Temp
     return channels
 
 
-def create_app(settings: NotifierSettings | None = None) -> FastAPI:
-    """Build the notifier's ASGI app; the worker runs in its lifespan."""
+def create_app(settings: NotifierSettings | None = None, *, serving: bool = False) -> FastAPI:
+    """Build the notifier's ASGI app; the worker runs in its lifespan. `serving`: the app of a
+    service process (see `shared.heap.settle_heap`)."""
     settings = settings or NotifierSettings()
     worker = NotifierWorker(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await worker.start()
+        if serving:
+            settle_heap()
         log.info("notifier started", port=settings.notifier_port)
         try:
             yield

@@ -1,16 +1,17 @@
-"""A serving intake process keeps the cyclic garbage collector off its request path."""
+"""A serving process (intake, notifier) keeps the cyclic garbage collector off its hot path."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from services.intake.app import GC_YOUNG_THRESHOLD
+from shared.heap import GC_YOUNG_THRESHOLD
 
 # In a child process: freezing is for the whole process, and this one builds many apps.
 PROBE = """
 import gc
-from services.intake.app import settle_heap
+import services.intake.app, services.notifier.app
+from shared.heap import settle_heap
 before = gc.get_freeze_count()
 settle_heap()
 print(before, gc.get_freeze_count(), gc.get_threshold()[0])
