@@ -20,12 +20,25 @@ from shared.logging import get_logger
 log = get_logger("follow")
 
 
+BATCH_BYTES = 64 * 1024  # what a view with a `batch_wait_ms` waits for at most, in a fetch
+
+
 async def follow_topic(
-    bootstrap: str, topic: str, learn: Callable[[bytes | None], None], ready: asyncio.Event, what: str
+    bootstrap: str,
+    topic: str,
+    learn: Callable[[bytes | None], None],
+    ready: asyncio.Event,
+    what: str,
+    batch_wait_ms: int | None = None,
 ) -> None:
-    """Feed every value of `topic` to `learn`, for ever (cancel to stop)."""
+    """Feed every value of `topic` to `learn`, for ever (cancel to stop).
+
+    With `batch_wait_ms` the broker holds a fetch until `BATCH_BYTES` arrived or that long passed:
+    for a view that may lag that much, instead of one fetch request per message written.
+    """
+    batching = {} if batch_wait_ms is None else {"fetch_min_bytes": BATCH_BYTES, "fetch_max_wait_ms": batch_wait_ms}
     while True:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **batching)
         try:
             await consumer.start()
             partitions = await partitions_of(consumer, topic, timeout=60)
@@ -56,6 +69,7 @@ class TopicView:
 
     topic: str
     what: str
+    batch_wait_ms: int | None = None  # how long the view may lag to read in batches (None: at once)
 
     def __init__(self, bootstrap: str) -> None:
         self._bootstrap = bootstrap
@@ -69,7 +83,8 @@ class TopicView:
     def start(self) -> None:
         """Follow the topic in the background (retrying while Kafka is away)."""
         self._task = asyncio.create_task(
-            follow_topic(self._bootstrap, self.topic, self.learn, self.ready, self.what), name=self.what
+            follow_topic(self._bootstrap, self.topic, self.learn, self.ready, self.what, self.batch_wait_ms),
+            name=self.what,
         )
 
     async def stop(self) -> None:
