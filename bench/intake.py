@@ -2,9 +2,11 @@
 each next to raw aiokafka produce (acks=all) measured in the same run.
 
 Starts its own local stack (real Kafka in .stack/bench-intake) and the intake as a process, once per
-worker count (INTAKE_WORKERS; by default one, then one per core), loaded over real HTTP by an
-aiohttp client in this process. Beside each rate, the CPU time the intake's processes spent per
-request or event: on a shared machine it moves far less than the rates do.
+worker count (INTAKE_WORKERS; by default one, then one per core), loaded over real HTTP from this
+process: single events and the steady rate by a lean keep-alive client (`bench/http_load.py`; its
+CPU per request is shown beside the intake's), batches by aiohttp. Beside each rate, the CPU time
+the intake's processes spent per request or event: on a shared machine it moves far less than the
+rates do.
 
     .venv/bin/python -m bench.intake [--requests 20000] [--batches 60] [--rate 1000] [--seconds 10] [--workers 1 2]
 """
@@ -29,6 +31,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from bench.escalator import produce, triggers
+from bench.http_load import ConnectionPool, LoadResult, closed_loop, post_request
 from bench.stack import fresh_stack
 from services.stack import processes
 from services.stack.signals import cancel_on_sigterm
@@ -38,6 +41,7 @@ from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+STEADY_CONNECTIONS = 64  # more than are ever busy at once at the steady rate
 
 
 def log(text: str) -> None:
@@ -56,21 +60,11 @@ def event(service: str, i: int) -> dict[str, Any]:
     }
 
 
-async def single(url: str, n: int, concurrency: int) -> float:
-    """Requests/s of one-event POSTs with `concurrency` requests in flight."""
+async def single(url: str, n: int, concurrency: int) -> LoadResult:
+    """Requests/s of one-event POSTs with `concurrency` requests in flight (the lean client)."""
     service = f"single-{uuid.uuid4().hex[:6]}"
-    counter = iter(range(n))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-
-        async def worker() -> None:
-            for i in counter:
-                async with session.post(f"{url}/v1/events", json=event(service, i)) as response:
-                    if response.status != 202:
-                        raise RuntimeError(f"{response.status}: {await response.text()}")
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return n / (time.perf_counter() - start)
+    requests = [post_request(f"{url}/v1/events", json.dumps(event(service, i)).encode()) for i in range(n)]
+    return await closed_loop(url, requests, concurrency)
 
 
 async def batches(url: str, count: int, size: int, concurrency: int) -> float:
@@ -94,15 +88,19 @@ async def batches(url: str, count: int, size: int, concurrency: int) -> float:
         return count * size / (time.perf_counter() - start)
 
 
-async def open_loop(rate: float, count: int, one: Callable[[int], Awaitable[None]]) -> dict[str, float]:
+async def open_loop(rate: float, count: int, one: Callable[[int], Awaitable[None]]) -> dict[str, Any]:
     """Start `one(i)` every 1/rate s whatever the answers (an open-loop load generator); each call's
     time to completion in ms, as p50 / p99 / max, and the rate achieved."""
     latencies: list[float] = []
+    worst: dict[int, float] = {}  # second of the run -> its worst latency: where in time the tail is
 
     async def timed(i: int) -> None:
         sent = time.perf_counter()
         await one(i)
-        latencies.append((time.perf_counter() - sent) * 1000)
+        ms = (time.perf_counter() - sent) * 1000
+        latencies.append(ms)
+        second = int(sent - start)
+        worst[second] = max(worst.get(second, 0.0), ms)
 
     start = time.perf_counter()
     tasks = []
@@ -114,24 +112,30 @@ async def open_loop(rate: float, count: int, one: Callable[[int], Awaitable[None
     await asyncio.gather(*tasks)
     achieved = count / (time.perf_counter() - start)
     q = statistics.quantiles(sorted(latencies), n=100)
-    return {"rate": rate, "achieved_per_s": achieved, "p50_ms": q[49], "p99_ms": q[98], "max_ms": max(latencies)}
+    return {
+        "rate": rate,
+        "achieved_per_s": achieved,
+        "p50_ms": q[49],
+        "p99_ms": q[98],
+        "max_ms": max(latencies),
+        "max_ms_by_second": [round(worst[k], 1) for k in sorted(worst)],
+    }
 
 
-async def steady(url: str, rate: float, seconds: float) -> dict[str, float]:
-    """One request every 1/rate s; time from send to 202."""
+async def steady(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """One request every 1/rate s; time from send to 202 (the lean client, a pool of connections)."""
     service = f"steady-{uuid.uuid4().hex[:6]}"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    count = int(rate * seconds)
+    requests = [post_request(f"{url}/v1/events", json.dumps(event(service, i)).encode()) for i in range(count)]
+    async with ConnectionPool(url, STEADY_CONNECTIONS) as pool:
 
         async def one(i: int) -> None:
-            async with session.post(f"{url}/v1/events", json=event(service, i)) as response:
-                await response.read()
-                if response.status != 202:
-                    raise RuntimeError(f"{response.status}")
+            await pool.send(requests[i])
 
-        return await open_loop(rate, int(rate * seconds), one)
+        return await open_loop(rate, count, one)
 
 
-async def raw_steady(bootstrap: str, rate: float, seconds: float) -> dict[str, float]:
+async def raw_steady(bootstrap: str, rate: float, seconds: float) -> dict[str, Any]:
     """The latency baseline: one record every 1/rate s with a plain producer (acks=all, idempotent,
     linger 0 like the intake's); time from `send` to Kafka's acknowledgement."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0)
@@ -194,9 +198,10 @@ async def run_intake(bootstrap: str, workers: int, args: argparse.Namespace) -> 
             url = f"http://127.0.0.1:{port}"
             await single(url, 1000 * workers, args.concurrency)  # warm-up: connections, every worker's producer
             await batches(url, 2 * workers, args.batch_size, 4)
-            out["single_requests_per_s"], out["single_cpu_us"] = await measured(
-                pid, single(url, args.requests, args.concurrency), args.requests
-            )
+            before = cpu_seconds(pid)
+            load = await single(url, args.requests, args.concurrency)
+            out["single_requests_per_s"], out["single_client_cpu_us"] = load.per_second, load.client_cpu_us
+            out["single_cpu_us"] = (cpu_seconds(pid) - before) / args.requests * 1e6
             log(f"{workers} worker(s): single {out['single_requests_per_s']:,.0f} requests/s")
             events = args.batches * args.batch_size
             out["batch_events_per_s"], out["batch_cpu_us"] = await measured(
@@ -257,7 +262,7 @@ def table(r: dict[str, Any]) -> str:
         w, s = run["workers"], run["steady"]
         lines += [
             f"| {w} | single-event requests/s (64 in flight) | {run['single_requests_per_s']:,.0f} "
-            f"| {run['single_cpu_us']:.0f} us/request "
+            f"| {run['single_cpu_us']:.0f} us/request (the load client's: {run['single_client_cpu_us']:.0f}) "
             f"| raw aiokafka produce (acks=all) {raw:,.0f} msg/s (ratio {run['single_requests_per_s'] / raw:.2f}) "
             "| 5,000 |",
             f"| {w} | batch events/s (1,000 per request) | {run['batch_events_per_s']:,.0f} "
