@@ -78,9 +78,9 @@ class AppliedPositions:
     past a gap makes the adapter seek back to the missing offset (again after `RESEEK_AFTER` if the
     gap persists), and one of a partition not positioned since the last rebalance is skipped.
     Several actors apply commands concurrently (one incident's in order under its key lock), so they
-    finish out of order; the applied position moves only over a contiguous run of
-    finished offsets. The adapter calls `admit` before its first `await`, so commands are taken in
-    the order the stream hands them over.
+    finish out of order; the applied position moves only over a contiguous run of finished offsets.
+    The adapter calls `admit` before its first `await`, so commands are taken in the order the
+    stream hands them over.
     """
 
     def __init__(self) -> None:

@@ -54,9 +54,9 @@ BATCH = 500  # records read at once
 MAX_IN_FLIGHT = 2000  # escalation events handled at once; reading waits while this many are in hand
 POLL_SECONDS = 0.2  # longest wait for records when no waiting delivery is due sooner
 # Offsets are committed at most this often while events flow (stop and hand-over commit at once): a
-# commit is a broker round trip the loop waits for before reading on, and one per small batch made
-# up a third of the notifier's CPU per delivery at a steady 500/s. What a crash re-reads is at most
-# this much more; the delivered ledger keeps it from being sent twice.
+# commit is a broker round trip the loop waits for before reading on, and at a steady 500/s the loop
+# committed on nearly every turn. What a crash re-reads is at most this much more; the delivered
+# ledger keeps it from being sent twice.
 COMMIT_INTERVAL = 0.5
 # A fetch answered by the broker as soon as one record is there made a fetch request per record or
 # two at a steady 500 events/s, and writing them was the largest share of the notifier's CPU. The
