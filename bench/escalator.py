@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.figures import quantiles
 from bench.stack import fresh_stack
 from services.escalator.config import load_catalog
 from services.escalator.core.simulator import Simulator
@@ -260,17 +260,10 @@ async def bench_lateness(bootstrap: str, root: Path, rate: float, seconds: float
     worker.start()
     await produce(bootstrap, triggers(service, n, "l"), rate=rate)
     await events.wait(lambda: len(events.keys(ev.ESCALATION_STEP_REACHED)) >= n, timeout=delay + seconds + 600)
-    late = sorted(max(0.0, s) * 1000 for s in step_lateness(events).values())
+    late = [max(0.0, s) * 1000 for s in step_lateness(events).values()]
     worker.stop()
     await events.stop()
-    q = statistics.quantiles(late, n=100)
-    return {
-        "due_timers": n,
-        "timers_per_s": rate,
-        "lateness_p50_ms": q[49],
-        "lateness_p99_ms": q[98],
-        "lateness_max_ms": late[-1],
-    }
+    return {"due_timers": n, "timers_per_s": rate, **quantiles(late, "lateness_")}
 
 
 def bench_memory(n: int) -> dict[str, float]:

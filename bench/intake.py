@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from bench.escalator import produce, triggers
+from bench.figures import cpu_seconds, quantiles, worst_by_second
 from bench.http_load import ConnectionPool, LoadResult, closed_loop, post_request
 from bench.stack import fresh_stack
 from services.stack import processes
@@ -91,16 +91,12 @@ async def batches(url: str, count: int, size: int, concurrency: int) -> float:
 async def open_loop(rate: float, count: int, one: Callable[[int], Awaitable[None]]) -> dict[str, Any]:
     """Start `one(i)` every 1/rate s whatever the answers (an open-loop load generator); each call's
     time to completion in ms, as p50 / p99 / max, and the rate achieved."""
-    latencies: list[float] = []
-    worst: dict[int, float] = {}  # second of the run -> its worst latency: where in time the tail is
+    sent_ms: list[tuple[float, float]] = []  # (seconds since the start when sent, latency ms)
 
     async def timed(i: int) -> None:
         sent = time.perf_counter()
         await one(i)
-        ms = (time.perf_counter() - sent) * 1000
-        latencies.append(ms)
-        second = int(sent - start)
-        worst[second] = max(worst.get(second, 0.0), ms)
+        sent_ms.append((sent - start, (time.perf_counter() - sent) * 1000))
 
     start = time.perf_counter()
     tasks = []
@@ -111,14 +107,11 @@ async def open_loop(rate: float, count: int, one: Callable[[int], Awaitable[None
         tasks.append(asyncio.create_task(timed(i)))
     await asyncio.gather(*tasks)
     achieved = count / (time.perf_counter() - start)
-    q = statistics.quantiles(sorted(latencies), n=100)
     return {
         "rate": rate,
         "achieved_per_s": achieved,
-        "p50_ms": q[49],
-        "p99_ms": q[98],
-        "max_ms": max(latencies),
-        "max_ms_by_second": [round(worst[k], 1) for k in sorted(worst)],
+        **quantiles(ms for _, ms in sent_ms),
+        "max_ms_by_second": worst_by_second(sent_ms),  # where in time the tail is
     }
 
 
@@ -150,21 +143,6 @@ async def raw_steady(bootstrap: str, rate: float, seconds: float) -> dict[str, A
         return await open_loop(rate, len(envelopes), one)
     finally:
         await producer.stop()
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and its descendants so far (Linux /proc)."""
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending.extend(int(child) for child in (task / "children").read_text().split())
-        except (OSError, ValueError):
-            continue  # gone meanwhile
-    return total
 
 
 async def measured(pid: int, work: Awaitable[float], count: int) -> tuple[float, float]:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.intake import cpu_seconds
+from bench.figures import cpu_seconds, quantiles, worst_by_second
 from bench.stack import fresh_stack
 from services.stack import processes
 from services.stack.signals import cancel_on_sigterm
@@ -238,25 +237,19 @@ async def main() -> None:
                 await producer.flush()
                 seen = await arrivals(receiver, set(sent), timeout=120)
                 await raw.stop()
-                raw_lat = sorted((raw.seen[k] - sent_key[k]) * 1000 for k in sent_key if k in raw.seen)
                 steady_cpu = (cpu_seconds(pid) - cpu_before) / len(seen) * 1e6
-                lat = sorted((seen[i] - sent[i]) * 1000 for i in seen)
-                by_second: dict[int, list[float]] = {}
-                for incident, arrived in seen.items():
-                    by_second.setdefault(int(sent[incident] - start), []).append((arrived - sent[incident]) * 1000)
+                sent_ms = [(sent[i] - start, (arrived - sent[i]) * 1000) for i, arrived in seen.items()]
                 results["steady"] = {
                     "rate": args.rate,
-                    "delivered": len(lat),
+                    "delivered": len(seen),
                     "sent": total,
-                    "p50_ms": statistics.median(lat),
-                    "p99_ms": lat[int(len(lat) * 0.99) - 1],
-                    "max_ms": lat[-1],
+                    **quantiles(ms for _, ms in sent_ms),
                     "cpu_us_per_delivery": steady_cpu,
                     # Baseline: the same steps read by a plain consumer in this process (write to read).
-                    "raw_consume_p50_ms": statistics.median(raw_lat),
-                    "raw_consume_p99_ms": raw_lat[int(len(raw_lat) * 0.99) - 1],
-                    # Where in time the tail is: the worst latency of each second of sending.
-                    "max_ms_by_second": [round(max(by_second[k]), 1) for k in sorted(by_second)],
+                    **quantiles(
+                        ((raw.seen[k] - sent_key[k]) * 1000 for k in sent_key if k in raw.seen), "raw_consume_"
+                    ),
+                    "max_ms_by_second": worst_by_second(sent_ms),  # where in time the tail is
                 }
                 log(f"steady: {results['steady']}")
             finally:
