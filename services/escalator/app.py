@@ -167,7 +167,7 @@ class Escalator:
             self.positions.skip_to(partition, earliest)
             offset = earliest
         log.warning("commands partition sought back over a gap", partition=partition, offset=offset)
-        await faust_acks.reposition(consumer, tp, offset)
+        await faust_acks.reposition(consumer, tp, offset, while_fetching=True)
 
     # Called by faust_acks after every rebalance, when Faust has sought to its committed offsets.
 

@@ -80,14 +80,25 @@ async def _perform_seek(self: Any) -> None:
             target.sought(tp.partition, offset)
 
 
-async def reposition(consumer: Any, tp: Any, offset: int) -> None:
+async def reposition(consumer: Any, tp: Any, offset: int, *, while_fetching: bool = False) -> None:
     """Seek a partition to `offset`, and start Faust's commit bookkeeping of it over from there.
 
     With the committed offset Faust remembered (often behind the position, as it commits every half
     second) it took the first offset acknowledged after the seek for a gap and never committed that
     partition again.
+
+    `while_fetching`: a seek outside a rebalance (back over a gap) runs on Faust's consumer thread,
+    between two of its fetches. Made from this thread it raced aiokafka's `fetched_records` on that
+    one, which died on the partition's dropped records (`KeyError` in `del self._records[tp]`), and
+    the worker read nothing more (seen once in tests/integration/test_escalator_resilience.py).
+    During a rebalance that thread waits for this one, so the seek is made from here, as Faust does.
     """
-    await consumer.seek(tp, offset)
+    thread = getattr(consumer, "_thread", None)
+    if while_fetching and thread is not None:
+        await thread.call_thread(thread.seek, tp, offset)
+        consumer._read_offset[tp] = offset if offset else None  # what Faust's own seek sets too
+    else:
+        await consumer.seek(tp, offset)
     consumer._committed_offset[tp] = offset if offset else None
     consumer._acked.pop(tp, None)
     consumer._acked_index.pop(tp, None)
