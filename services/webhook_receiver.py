@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,13 +20,24 @@ class Received:
     at: float
 
 
+def _lenient_json(text: str) -> dict[str, Any]:
+    """The JSON object of a request it refuses, else {} (a refusal never fails on the body)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 @dataclass
 class WebhookReceiver:
-    """Listens on 127.0.0.1:port; answers `status` (200 unless told to fail)."""
+    """Listens on 127.0.0.1:port; answers `status` (200 unless told to fail). `received` holds the
+    requests it took, `refused` those it answered with a failure."""
 
     port: int = 0
     status: int = 200
     received: list[Received] = field(default_factory=list)
+    refused: list[Received] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
@@ -52,6 +64,9 @@ class WebhookReceiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         if self.status >= 300:
+            body = await request.json(loads=_lenient_json)
+            at = asyncio.get_running_loop().time()
+            self.refused.append(Received(request.path, dict(request.headers), body, at))
             return web.Response(status=self.status)
         body = await request.json()
         async with self._changed:

@@ -69,6 +69,11 @@ class NotifierSettings(CommonSettings):
     notifier_port: int = Field(8083, description="HTTP port of the notifier's health and metrics.")
     notifier_max_attempts: int = Field(20, ge=1, description="Delivery attempts before dead-lettering.")
     notifier_backoff_base_seconds: float = Field(0.5, gt=0, description="First retry delay; doubles.")
+    notifier_commit_interval_seconds: float = Field(
+        0.5,
+        ge=0,
+        description="Longest time between two offset commits while events flow (a crash re-reads at most this much).",
+    )
     notifier_backoff_max_seconds: float = Field(30.0, gt=0, description="Longest delay between two attempts.")
     notifier_channel_rate_per_second: float = Field(1000.0, gt=0, description="Sends per second per channel.")
     notifier_target_rate_per_second: float = Field(

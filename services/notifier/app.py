@@ -53,11 +53,6 @@ GROUP = "notifier"
 BATCH = 500  # records read at once
 MAX_IN_FLIGHT = 2000  # escalation events handled at once; reading waits while this many are in hand
 POLL_SECONDS = 0.2  # longest wait for records when no waiting delivery is due sooner
-# Offsets are committed at most this often while events flow (stop and hand-over commit at once): a
-# commit is a broker round trip the loop waits for before reading on, and at a steady 500/s the loop
-# committed on nearly every turn. What a crash re-reads is at most this much more; the delivered
-# ledger keeps it from being sent twice.
-COMMIT_INTERVAL = 0.5
 # A fetch answered by the broker as soon as one record is there made a fetch request per record or
 # two at a steady 500 events/s, and writing them was the largest share of the notifier's CPU. The
 # broker now holds a fetch until this much has arrived or this long has passed.
@@ -90,13 +85,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         deferred.forget(parts)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        ends = await self._worker.consumer.end_offsets(assigned) if assigned else {}
+        events = {tp.partition: ends[tp] for tp in assigned if tp.topic == ESCALATION_EVENTS}
+        self._worker.events_gates.update(events)
         pending = [tp for tp in assigned if tp.topic == NOTIFICATION_PENDING]
-        if not pending:
-            return
-        ends = await self._worker.consumer.end_offsets(pending)
         for tp in pending:
-            self._worker.deferred.assign(tp.partition, ends[tp])
-        log.info("pending partitions assigned", partitions=sorted(tp.partition for tp in pending))
+            # With its events partition: the gate is known once the events read again are handled.
+            self._worker.deferred.assign(tp.partition, None if tp.partition in events else ends[tp])
+        if pending:
+            log.info("pending partitions assigned", partitions=sorted(tp.partition for tp in pending))
 
 
 class NotifierWorker:
@@ -115,6 +112,8 @@ class NotifierWorker:
         self._event_tasks: dict[int, set[asyncio.Task[None]]] = {}
         self._events_committed: dict[int, int] = {}
         self._committed_at = float("-inf")  # monotonic instant of the last commit from the loop
+        # Event partitions assigned and not yet handled up to where they ended then (offset), see _open_gates.
+        self.events_gates: dict[int, int] = {}
         self._keys = KeyLocks()  # one incident's events in their order
         self._room = asyncio.Event()  # set while fewer than MAX_IN_FLIGHT events are in hand
         self._room.set()
@@ -221,14 +220,44 @@ class NotifierWorker:
                 for partition in self.deferred.holding.unknown_positions():
                     tp = TopicPartition(NOTIFICATION_PENDING, partition)
                     self.deferred.holding.advance(partition, await self.consumer.position(tp))
+                if self.events_gates:
+                    await self._open_gates()
                 self.deferred.fire(datetime.now(UTC))
-                if time.monotonic() - self._committed_at >= COMMIT_INTERVAL:
+                # Offsets are committed at most this often while events flow (stop and hand-over
+                # commit at once): a commit is a broker round trip the loop waits for, and at a
+                # steady 500/s the loop committed on nearly every turn. A crash re-reads at most
+                # this much more; the ledger and the gates keep that from paging twice or wrongly.
+                if time.monotonic() - self._committed_at >= self.settings.notifier_commit_interval_seconds:
                     self._committed_at = time.monotonic()
                     await self._commit()
             except (KafkaError, PublishError):
                 # Nothing past an unhandled event is committed; the loop reads on when Kafka is back.
                 log.exception("notifier loop step failed", loop="notifier")
                 await asyncio.sleep(1.0)
+
+    async def _open_gates(self) -> None:
+        """Let a pending partition fire once its events partition is handled up to where it ended at
+        assignment, and it is read up to its end of that moment.
+
+        Events read again after a crash or a hand-over write their waits again, after the settle
+        already on the pending topic: a step whose delayed page is past due would fire at once,
+        before the acknowledgement read again after it writes a new settle. So while a partition
+        catches up, a step defers even its immediate sends (`deliver_step(catching_up=True)`), and
+        every settle the events write is known before anything of their incidents fires."""
+        ready: list[int] = []
+        for partition, end in self.events_gates.items():
+            position = await self.consumer.position(TopicPartition(ESCALATION_EVENTS, partition))
+            if position >= end and self.inflight.handled_below(partition, end):
+                ready.append(partition)
+        if not ready:
+            return
+        pending = [TopicPartition(NOTIFICATION_PENDING, p) for p in ready if p in self.deferred.holding.partitions]
+        ends = await self.consumer.end_offsets(pending) if pending else {}
+        for partition in ready:
+            del self.events_gates[partition]
+        for tp in pending:
+            self.deferred.holding.open(tp.partition, ends[tp])
+        log.info("events read again are handled; pending partitions open", partitions=sorted(ready))
 
     def _dispatch(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Handle one escalation event in a task of its own (tasks start in the order they are made)."""
@@ -296,6 +325,7 @@ class NotifierWorker:
         for p in partitions:
             self.inflight.forget(p)
             self._events_committed.pop(p, None)
+            self.events_gates.pop(p, None)
 
     async def _take_pending(self, record: ConsumerRecord[bytes, bytes]) -> None:
         error = self.deferred.take(record.partition, record.offset, record.value)
@@ -325,7 +355,9 @@ class NotifierWorker:
             await self._dead_letter(record, str(exc))
             return
         if env.type == ev.ESCALATION_STEP_REACHED:
-            await self.deliverer.deliver_step(env)
+            # Before the partition's end at assignment the event may be one read again: see _open_gates.
+            catching_up = record.offset < self.events_gates.get(record.partition, 0)
+            await self.deliverer.deliver_step(env, catching_up=catching_up)
         elif env.type in (ev.INCIDENT_ACKNOWLEDGED, ev.INCIDENT_RESOLVED):
             await self.deliverer.settle(env)
 

@@ -108,8 +108,9 @@ class DeferredDeliveries:
             if tp.topic == NOTIFICATION_PENDING:
                 self._committed[tp.partition] = meta.offset
 
-    def assign(self, partition: int, end: int) -> None:
-        """A pending partition became ours: fire nothing of it before reading up to `end`."""
+    def assign(self, partition: int, end: int | None) -> None:
+        """A pending partition became ours: fire nothing of it before reading up to `end` (None: until
+        `holding.open` sets it)."""
         self.holding.assign(partition, end)
 
     async def revoke_wait(self, partitions: list[int]) -> None:

@@ -141,8 +141,12 @@ class Deliverer:
         self._keys = KeyLocks()  # one attempt of a notification at a time: the ledger decides the next
         self._later: dict[uuid.UUID, set[asyncio.Task[None]]] = {}
 
-    async def deliver_step(self, env: Envelope) -> None:
-        """Deliver an `escalation.step_reached` event: now-due sends concurrently, delayed ones deferred."""
+    async def deliver_step(self, env: Envelope, *, catching_up: bool = False) -> None:
+        """Deliver an `escalation.step_reached` event: now-due sends concurrently, delayed ones deferred.
+
+        `catching_up`: the event may be read again (after a crash or a hand-over) and its incident
+        settled by a later event not handled yet: every send is deferred, and fires only once those
+        later events are handled (their settle drops it)."""
         step = env.payload_as(ev.EscalationStepReached)
         at = reached_at(env, step)
         plan = plan_step(self._directory, step, at)
@@ -153,7 +157,12 @@ class Deliverer:
         # The waits are written first: once a first attempt is reported, its step's waits are in Kafka.
         for send in (s for s in plan.sends if s.delay):
             await self._wait(PendingSend(env, send, 1, at + send.delay), "delay")
-        await asyncio.gather(*(self.attempt(PendingSend(env, s, 1, at)) for s in plan.sends if not s.delay))
+        now = [PendingSend(env, s, 1, at) for s in plan.sends if not s.delay]
+        if catching_up and self._defer is not None:
+            for item in now:
+                await self._wait(item, "catch-up")
+            return
+        await asyncio.gather(*(self.attempt(item) for item in now))
 
     async def settle(self, env: Envelope) -> None:
         """The incident of `env` was acknowledged or resolved: its deliveries still waiting are dropped."""

@@ -4,8 +4,10 @@ Per partition: the waiting deliveries by due time, the ones being attempted, and
 safe to commit (the lowest record not yet attempted or dropped: a crash re-reads from there). A
 newer attempt of the same notification supersedes an older one still held (after a crash both are
 read again); a `Settled` record drops its incident's earlier waits. Nothing of a partition fires
-until the partition was read up to where it ended when it was assigned, so every superseding and
-settling record is known first.
+until the partition was read up to its gate, so every superseding and settling record is known
+first. The gate may be unknown at assignment (`assign(n, None)`): the notifier first handles the
+escalation events it reads again, whose waits and settles land on this topic, then `open`s the gate
+at the topic's end of that moment.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from services.notifier.pending import Pending, PendingSend, Settled
 
 @dataclass
 class _Partition:
-    gate: int  # fire nothing before `position` reaches it (the end at assignment)
+    gate: int | None  # fire nothing before `position` reaches it; None: not known yet, fire nothing
     position: int | None = None  # the next offset to read (None: not known yet)
     heap: list[tuple[datetime, int]] = field(default_factory=list)  # (due, offset), lazily pruned
     held: dict[int, PendingSend] = field(default_factory=dict)  # offset -> waiting delivery
@@ -40,6 +42,11 @@ class _Partition:
                     del self.by_incident[item.incident_id]
         return item
 
+    @property
+    def ready(self) -> bool:
+        """Read up to the gate: every record that may void a wait is known."""
+        return self.gate is not None and self.position is not None and self.position >= self.gate
+
 
 @dataclass(frozen=True)
 class Due:
@@ -56,13 +63,20 @@ class Holding:
     def __init__(self) -> None:
         self._parts: dict[int, _Partition] = {}
 
-    def assign(self, partition: int, end: int) -> None:
-        """Own `partition`; fire nothing of it before reading up to `end` (its end when assigned)."""
+    def assign(self, partition: int, end: int | None) -> None:
+        """Own `partition`; fire nothing of it before reading up to `end` (its end when assigned), or
+        before `open` when `end` is None."""
         self._parts[partition] = _Partition(gate=end)
+
+    def open(self, partition: int, end: int) -> None:
+        """Set the gate of a partition assigned without one: fire nothing of it before reading up to `end`."""
+        part = self._parts.get(partition)
+        if part is not None and part.gate is None:
+            part.gate = end
 
     def unknown_positions(self) -> list[int]:
         """Owned partitions not yet read up to their gate (the loop tells their position)."""
-        return [n for n, p in self._parts.items() if p.position is None or p.position < p.gate]
+        return [n for n, p in self._parts.items() if not p.ready]
 
     def revoke(self, partition: int) -> set[int]:
         """Give up `partition`: its waits are forgotten (the next owner reads them); return its in-flight offsets."""
@@ -99,7 +113,7 @@ class Holding:
         """The deliveries due at `now` (they become in flight until `done`)."""
         out: list[Due] = []
         for number, part in self._parts.items():
-            if part.position is None or part.position < part.gate:
+            if not part.ready:
                 continue
             while part.heap and part.heap[0][0] <= now:
                 _, offset = heapq.heappop(part.heap)
@@ -150,12 +164,12 @@ class Holding:
 
     def next_due(self) -> datetime | None:
         """The earliest due time held (possibly of a record already void: then just an early wake-up)."""
-        heads = [p.heap[0][0] for p in self._parts.values() if p.heap and (p.position or 0) >= p.gate]
+        heads = [p.heap[0][0] for p in self._parts.values() if p.heap and p.ready]
         return min(heads) if heads else None
 
     def caught_up(self) -> bool:
         """Every partition was read up to where it ended at assignment."""
-        return all(p.position is not None and p.position >= p.gate for p in self._parts.values())
+        return all(p.ready for p in self._parts.values())
 
     def __len__(self) -> int:
         return sum(len(p.held) for p in self._parts.values())

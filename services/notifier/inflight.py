@@ -39,6 +39,11 @@ class InFlight:
         """Per partition, the first offset not yet handled (everything before it is)."""
         return {n: (min(p.open) if p.open else p.next) for n, p in self._parts.items()}
 
+    def handled_below(self, partition: int, offset: int) -> bool:
+        """Every event before `offset` handed out here is handled (none is still open)."""
+        part = self._parts.get(partition)
+        return part is None or not any(o < offset for o in part.open)
+
     def forget(self, partition: int) -> None:
         """The partition went to another notifier."""
         self._parts.pop(partition, None)

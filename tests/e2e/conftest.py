@@ -60,6 +60,7 @@ class Stack:
     env: dict[str, str]
     service: str
     receiver: WebhookReceiver
+    refusing: WebhookReceiver  # the "dead" receiver: answers 503 to everything, and counts it
 
     def process(self, name: str) -> processes.ServiceProcess:
         """The process record of one service."""
@@ -85,7 +86,18 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
 
 
 @pytest.fixture(scope="session")
-def stack(receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+async def refusing() -> AsyncIterator[WebhookReceiver]:
+    """A real webhook receiver that answers 503 to every request (and records it)."""
+    rec = WebhookReceiver(status=503)
+    await rec.start()
+    yield rec
+    await rec.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    receiver: WebhookReceiver, refusing: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """Start intake, escalator, notifier and audit as processes; stop them at the end."""
     kafka, database = stack_env()
     run = uuid.uuid4().hex[:8]
@@ -101,7 +113,7 @@ def stack(receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -
             service=f"e2e-{run}",
             now=receiver.url("pager/now"),
             later=receiver.url("pager/later"),
-            dead=f"http://127.0.0.1:{free_port()}/nobody-listens",
+            dead=refusing.url("nobody-home"),
             delay=PAGER_DELAY,
         )
     )
@@ -112,12 +124,15 @@ def stack(receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -
         ESCALATION_CONFIG_DIR=str(config),
         ESCALATOR_DATA_DIR=str(root / "escalator"),
         LOG_LEVEL="INFO",
+        # The notifier commits rarely: a kill -9 makes it read its escalation events again, the
+        # path where a re-read step must not page for an incident settled after it.
+        NOTIFIER_COMMIT_INTERVAL_SECONDS="60",
     )
     for name in processes.SERVICES:
         env[processes.PORT_VARS[name]] = str(free_port())
     # Notifications carry signed acknowledge/resolve links to this intake.
     env.update(LINK_SECRET=f"e2e-links-{run}", NOTIFIER_LINK_BASE_URL=f"http://127.0.0.1:{env['INTAKE_PORT']}")
-    handle = Stack(state_dir=root, env=env, service=f"e2e-{run}", receiver=receiver)
+    handle = Stack(state_dir=root, env=env, service=f"e2e-{run}", receiver=receiver, refusing=refusing)
     try:
         for name in processes.SERVICES:
             processes.start(handle.process(name), env)

@@ -1,6 +1,8 @@
 """Deliveries that wait (a notification rule's delay, a retry's backoff) live in Kafka, not in a
 sleeping task: a receiver that is down holds up nobody else's page, a delayed page survives a
-kill -9 of the notifier and arrives once, and an acknowledgement drops the pages still waiting."""
+kill -9 of the notifier and arrives once, and an acknowledgement drops the pages still waiting,
+also when the notifier reads the step and the acknowledgement again after the kill (the e2e
+notifier commits its offsets rarely, so a kill -9 always makes it read its events again)."""
 
 from __future__ import annotations
 
@@ -74,6 +76,12 @@ async def test_a_delayed_page_survives_kill_9_and_an_acknowledgement_drops_one(
     await _act(http, stack, "acknowledge", service, f"acked-{run}")
     await eventually(lambda: _of_type(http, stack, acked, "incident.acknowledged"), 60, "the acknowledgement")
 
+    # One whose receiver refuses every page, resolved while its retries go on.
+    refused = await _trigger(http, stack, f"{stack.service}-dead", f"refused-{run}")
+    await eventually(lambda: _present(_refused(stack, refused)), 60, "a refused attempt")
+    await _act(http, stack, "resolve", f"{stack.service}-dead", f"refused-{run}")
+    await eventually(lambda: _of_type(http, stack, refused, "incident.resolved"), 60, "the resolve")
+
     # Another one; once its first page is recorded, its delayed page is in Kafka: kill -9 the notifier.
     kept = await _trigger(http, stack, service, f"kept-{run}")
     entries = await eventually(
@@ -83,6 +91,7 @@ async def test_a_delayed_page_survives_kill_9_and_an_acknowledgement_drops_one(
     pid = processes.read_pid(stack.process("notifier").pid_file)
     assert pid is not None
     processes.kill_hard(pid)
+    attempts_of_refused = len(_refused(stack, refused))
     stack.start("notifier")
 
     later = await eventually(
@@ -92,10 +101,17 @@ async def test_a_delayed_page_survives_kill_9_and_an_acknowledgement_drops_one(
     assert list(keys.values()) == [1]
     sent_at = later[0].at + wall_minus_loop
     assert sent_at >= _epoch(step_at) + PAGER_DELAY - 0.5  # not before its rule's delay (clock slack)
-    # The acknowledged incident's delayed page was due before this one's, and never came.
+    # The acknowledged incident's delayed page was due before this one's, and never came: the
+    # restarted notifier read its step again (writing the wait again) and its acknowledgement after.
     assert _pages(stack, "/pager/later", acked) == []
+    # Nor was the resolved incident's page tried again, though its step was read again too.
+    assert len(_refused(stack, refused)) == attempts_of_refused
     await _act(http, stack, "resolve", service, f"kept-{run}")
     await _act(http, stack, "resolve", service, f"acked-{run}")
+
+
+def _refused(stack: Stack, incident: str) -> list[Any]:
+    return [r for r in stack.refusing.refused if r.body.get("incident_id") == incident]
 
 
 async def _present(items: list[Any]) -> list[Any] | None:

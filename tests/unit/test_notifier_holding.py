@@ -82,6 +82,29 @@ def test_nothing_fires_before_the_partition_is_read_to_its_end_at_assignment() -
     assert [(d.offset, d.item.attempt) for d in fired] == [(1, 2)]  # attempt 1 was superseded
 
 
+def test_a_partition_assigned_without_a_gate_fires_nothing_until_opened_and_read_to_it() -> None:
+    """The events read again after a crash write their waits and settles first (`open` follows)."""
+    holding = Holding()
+    holding.assign(0, end=None)
+    holding.advance(0, 0)
+    incident = uuid.uuid4()
+    holding.take(0, 0, _item(_step(incident)))  # a page of an incident whose settle is still to come
+    late = T0 + timedelta(hours=1)
+    assert holding.due(late) == []
+    assert holding.next_due() is None
+    assert not holding.caught_up()
+    assert holding.unknown_positions() == [0]
+    holding.open(0, 2)  # the topic's end once the events read again are handled
+    assert holding.due(late) == []  # the settle at offset 1 is not read yet
+    holding.take(0, 1, Settled(incident, "checkout/down", T0))
+    assert holding.caught_up()
+    assert holding.due(late) == []
+    assert holding.commit_offsets() == {0: 2}
+    holding.open(0, 9)  # a gate, once set, stays
+    holding.take(0, 2, _item(_step()))
+    assert [d.offset for d in holding.due(late)] == [2]
+
+
 def test_due_order_and_commit_offset_stays_before_the_first_open_record() -> None:
     holding = Holding()
     holding.assign(0, end=0)

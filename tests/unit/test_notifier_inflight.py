@@ -23,6 +23,19 @@ def test_commit_waits_for_the_first_open_event() -> None:
     assert inflight.commit_offsets() == {}
 
 
+def test_handled_below_an_offset_means_no_event_before_it_is_open() -> None:
+    inflight = InFlight()
+    assert inflight.handled_below(4, 100)  # nothing handed out of that partition
+    for offset in (5, 6, 9):
+        inflight.start(4, offset)
+    assert inflight.handled_below(4, 5)
+    assert not inflight.handled_below(4, 6)
+    inflight.done(4, 5)
+    inflight.done(4, 6)
+    assert inflight.handled_below(4, 9)
+    assert not inflight.handled_below(4, 10)
+
+
 @given(order=st.permutations(list(range(30))), cut=st.integers(0, 30))
 def test_property_commit_is_one_past_the_longest_done_prefix(order: list[int], cut: int) -> None:
     inflight = InFlight()
