@@ -30,13 +30,19 @@ async def follow_topic(
     ready: asyncio.Event,
     what: str,
     batch_wait_ms: int | None = None,
+    syncs: list[asyncio.Future[None]] | None = None,
 ) -> None:
     """Feed every value of `topic` to `learn`, for ever (cancel to stop).
 
     With `batch_wait_ms` the broker holds a fetch until `BATCH_BYTES` arrived or that long passed:
     for a view that may lag that much, instead of one fetch request per message written.
+    A future put in `syncs` is resolved once everything the topic held when it was taken from
+    there has been learnt.
     """
+    requests = [] if syncs is None else syncs
     batching = {} if batch_wait_ms is None else {"fetch_min_bytes": BATCH_BYTES, "fetch_max_wait_ms": batch_wait_ms}
+    # (the topic's ends when taken, the futures to resolve there): kept across reconnections
+    waiting: list[tuple[dict[TopicPartition, int], list[asyncio.Future[None]]]] = []
     while True:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **batching)
         try:
@@ -46,13 +52,24 @@ async def follow_topic(
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
             while True:
-                batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+                if requests:
+                    taken = list(requests)
+                    requests.clear()
+                    waiting.append((await consumer.end_offsets(partitions), taken))
+                wait_ms = 500 if not waiting else 50
+                batches = await consumer.getmany(timeout_ms=wait_ms, max_records=5000)
                 for records in batches.values():
                     for record in records:
                         learn(record.value)
                 if not ready.is_set() and all(await _reached(consumer, ends)):
                     ready.set()
                     log.info("caught up with the topic", topic=topic, view=what)
+                for wanted, futures in list(waiting):
+                    if all(await _reached(consumer, wanted)):
+                        waiting.remove((wanted, futures))
+                        for future in futures:
+                            if not future.done():
+                                future.set_result(None)
         except (KafkaError, OSError) as exc:
             log.warning("lost Kafka while following a topic; retrying", topic=topic, view=what, error=repr(exc))
             await asyncio.sleep(2.0)
@@ -75,6 +92,7 @@ class TopicView:
         self._bootstrap = bootstrap
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._syncs: list[asyncio.Future[None]] = []
 
     def learn(self, value: bytes | None) -> None:
         """Take one message of the topic."""
@@ -83,9 +101,18 @@ class TopicView:
     def start(self) -> None:
         """Follow the topic in the background (retrying while Kafka is away)."""
         self._task = asyncio.create_task(
-            follow_topic(self._bootstrap, self.topic, self.learn, self.ready, self.what, self.batch_wait_ms),
+            follow_topic(
+                self._bootstrap, self.topic, self.learn, self.ready, self.what, self.batch_wait_ms, self._syncs
+            ),
             name=self.what,
         )
+
+    async def sync(self) -> None:
+        """Return once the view has learnt everything the topic holds now (what another instance
+        wrote before this call included). A lost connection re-reads the topic: it returns later."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._syncs.append(future)
+        await future
 
     async def stop(self) -> None:
         """Stop following."""

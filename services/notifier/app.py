@@ -83,6 +83,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             except KafkaError:
                 log.warning("pending offsets not committed on hand-over; the next owner re-reads them")
         deferred.forget(parts)
+        self._worker.forget_gates(parts)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         ends = await self._worker.consumer.end_offsets(assigned) if assigned else {}
@@ -112,8 +113,10 @@ class NotifierWorker:
         self._event_tasks: dict[int, set[asyncio.Task[None]]] = {}
         self._events_committed: dict[int, int] = {}
         self._committed_at = float("-inf")  # monotonic instant of the last commit from the loop
-        # Event partitions assigned and not yet handled up to where they ended then (offset), see _open_gates.
+        # Event partitions assigned and not yet handled up to where they ended then (offset), and
+        # those handled whose pending gate waits for the ledger (pending end, the ledger's sync): _open_gates.
         self.events_gates: dict[int, int] = {}
+        self._syncing: dict[int, tuple[int, asyncio.Task[None]]] = {}
         self._keys = KeyLocks()  # one incident's events in their order
         self._room = asyncio.Event()  # set while fewer than MAX_IN_FLIGHT events are in hand
         self._room.set()
@@ -189,6 +192,8 @@ class NotifierWorker:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         await self.deferred.drain()
+        for _, sync in self._syncing.values():
+            sync.cancel()
         with contextlib.suppress(KafkaError):
             await self._commit()
         await self.consumer.stop()
@@ -220,7 +225,7 @@ class NotifierWorker:
                 for partition in self.deferred.holding.unknown_positions():
                     tp = TopicPartition(NOTIFICATION_PENDING, partition)
                     self.deferred.holding.advance(partition, await self.consumer.position(tp))
-                if self.events_gates:
+                if self.events_gates or self._syncing:
                     await self._open_gates()
                 self.deferred.fire(datetime.now(UTC))
                 # Offsets are committed at most this often while events flow (stop and hand-over
@@ -237,27 +242,34 @@ class NotifierWorker:
 
     async def _open_gates(self) -> None:
         """Let a pending partition fire once its events partition is handled up to where it ended at
-        assignment, and it is read up to its end of that moment.
+        assignment, the ledger has read every result written until then, and the pending topic is
+        read up to its end of that moment.
 
         Events read again after a crash or a hand-over write their waits again, after the settle
         already on the pending topic: a step whose delayed page is past due would fire at once,
         before the acknowledgement read again after it writes a new settle. So while a partition
         catches up, a step defers even its immediate sends (`deliver_step(catching_up=True)`), and
-        every settle the events write is known before anything of their incidents fires."""
+        every settle the events write is known before anything of their incidents fires. The
+        ledger's sync makes the pages the previous owner delivered known before any is tried again."""
         ready: list[int] = []
         for partition, end in self.events_gates.items():
             position = await self.consumer.position(TopicPartition(ESCALATION_EVENTS, partition))
             if position >= end and self.inflight.handled_below(partition, end):
                 ready.append(partition)
-        if not ready:
-            return
-        pending = [TopicPartition(NOTIFICATION_PENDING, p) for p in ready if p in self.deferred.holding.partitions]
-        ends = await self.consumer.end_offsets(pending) if pending else {}
-        for partition in ready:
-            del self.events_gates[partition]
-        for tp in pending:
-            self.deferred.holding.open(tp.partition, ends[tp])
-        log.info("events read again are handled; pending partitions open", partitions=sorted(ready))
+        if ready:
+            pending = [TopicPartition(NOTIFICATION_PENDING, p) for p in ready if p in self.deferred.holding.partitions]
+            ends = await self.consumer.end_offsets(pending) if pending else {}
+            sync = asyncio.create_task(self.ledger.sync(), name="ledger-sync")
+            for partition in ready:
+                del self.events_gates[partition]
+            for tp in pending:
+                self._syncing[tp.partition] = (ends[tp], sync)
+        opened = [p for p, (_, sync) in self._syncing.items() if sync.done()]
+        for partition in opened:
+            end, _ = self._syncing.pop(partition)
+            self.deferred.holding.open(partition, end)
+        if opened:
+            log.info("events read again are handled; pending partitions open", partitions=sorted(opened))
 
     def _dispatch(self, record: ConsumerRecord[bytes, bytes]) -> None:
         """Handle one escalation event in a task of its own (tasks start in the order they are made)."""
@@ -325,7 +337,13 @@ class NotifierWorker:
         for p in partitions:
             self.inflight.forget(p)
             self._events_committed.pop(p, None)
+        self.forget_gates(partitions)
+
+    def forget_gates(self, partitions: list[int]) -> None:
+        """Partitions handed over: their catch-up is the next owner's."""
+        for p in partitions:
             self.events_gates.pop(p, None)
+            self._syncing.pop(p, None)
 
     async def _take_pending(self, record: ConsumerRecord[bytes, bytes]) -> None:
         error = self.deferred.take(record.partition, record.offset, record.value)

@@ -3,7 +3,9 @@
 The notifier commits a step's offset only after its deliveries finished, so a crash makes it read
 the step again. Before sending, it asks this ledger: a key delivered before (by this instance, or
 by another one that had the partition before a rebalance) is not sent again. Every instance reads
-the delivered results from the beginning (about 60 bytes a notification) and keeps following.
+the delivered results from the beginning (about 60 bytes a notification) and keeps following; a
+notifier taking partitions over `sync`s it before trying any of their pages again, so what the
+previous owner recorded is known then, though the ledger reads in batches.
 What is left: a crash between the receiver's answer and the result's write resends that one.
 """
 

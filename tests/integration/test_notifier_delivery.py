@@ -342,6 +342,46 @@ async def test_a_delivery_recorded_in_kafka_is_not_sent_again_by_a_new_notifier(
     assert again.results == []
 
 
+async def test_the_ledger_syncs_with_results_another_notifier_just_wrote(kafka_bootstrap: str) -> None:
+    """A notifier taking partitions over asks its ledger to sync before it tries any page again: what
+    the previous owner recorded up to that moment is known, though the ledger reads in batches."""
+    await ensure_topics(kafka_bootstrap, 8)
+    ledger = DeliveredLedger(kafka_bootstrap)
+    ledger.start()
+    producer = make_producer(kafka_bootstrap, "it-ledger-sync")
+    await producer.start()
+    try:
+        await asyncio.wait_for(ledger.ready.wait(), timeout=60)
+        publisher = Publisher(producer)
+        keys = []
+        for i in range(20):
+            step = _step(datetime.now(UTC), ev.Target(type="webhook", url=f"http://127.0.0.1:9/{i}"))
+            result = ev.NotificationResult(
+                step_id=step.payload["step_id"],
+                idempotency_key=uuid.uuid4(),
+                channel="webhook",
+                target=ev.Target(type="webhook", url=f"http://127.0.0.1:9/{i}"),
+                attempt=1,
+                status_code=200,
+                final=True,
+            )
+            keys.append(str(result.idempotency_key))
+            env = new_envelope(
+                ev.NOTIFICATION_DELIVERED,
+                result,
+                incident_key=step.incident_key,
+                occurred_at=datetime.now(UTC),
+                incident_id=step.incident_id,
+                cause=step,
+            )
+            await publisher.publish(NOTIFICATION_RESULTS, env)  # acknowledged by the broker
+        await asyncio.wait_for(ledger.sync(), timeout=30)
+        assert [k for k in keys if k not in ledger] == []
+    finally:
+        await producer.stop()
+        await ledger.stop()
+
+
 async def test_sends_to_one_address_over_its_rate_wait_their_turn_and_none_is_dropped(hook: WebhookReceiver) -> None:
     rate, burst, sends = 5.0, 10, 15  # the address's bucket holds twice its rate per second
     recorder = Recorder()
