@@ -53,9 +53,10 @@ async def follow_topic(
             ends = await consumer.end_offsets(partitions)
             while True:
                 if requests:
-                    taken = list(requests)
-                    requests.clear()
-                    waiting.append((await consumer.end_offsets(partitions), taken))
+                    count = len(requests)  # those asked before the ends are read; a failure keeps them
+                    now = await consumer.end_offsets(partitions)
+                    waiting.append((now, requests[:count]))
+                    del requests[:count]
                 wait_ms = 500 if not waiting else 50
                 batches = await consumer.getmany(timeout_ms=wait_ms, max_records=5000)
                 for records in batches.values():
