@@ -149,10 +149,14 @@ async def steady(
     rate: float,
     seconds: float,
     tag: str,
-    loop: asyncio.AbstractEventLoop,
 ) -> dict[str, Any]:
     """Write steps at `rate` for `seconds`; the latency from each write to its delivery, beside the
     raw consumer's latency for the same steps, and the notifier's CPU per delivery."""
+    # This process (receiver, raw consumer, generator) is the instrument: a full collection over
+    # the requests received before would pause it and show up in both latencies.
+    receiver.received.clear()
+    settle_heap()
+    loop = asyncio.get_running_loop()
     sent: dict[str, float] = {}
     sent_key: dict[str, float] = {}
     total = int(rate * seconds)
@@ -262,10 +266,6 @@ async def main() -> None:
 
                 # The burst's results and commits finish first: the steady phase starts on an idle notifier.
                 await notifier_idle(bootstrap, timeout=120)
-                # The bench process (receiver, raw consumer, generator) is the instrument: a full
-                # collection over the burst's requests would pause it and show up in both latencies.
-                receiver.received.clear()
-                settle_heap()
 
                 # Latency at a steady rate: from the step's write to its delivery. A first phase at the
                 # same rate warms the broker up (a fresh JVM compiles for its first 20-30 s: the
@@ -274,15 +274,9 @@ async def main() -> None:
                 raw = RawConsumer(bootstrap)
                 await raw.start()
                 try:
-                    results["warmup"] = await steady(
-                        producer, receiver, raw, url, pid, args.rate, args.warmup, "w", loop
-                    )
+                    results["warmup"] = await steady(producer, receiver, raw, url, pid, args.rate, args.warmup, "w")
                     log(f"warm-up: {results['warmup']}")
-                    receiver.received.clear()
-                    settle_heap()
-                    results["steady"] = await steady(
-                        producer, receiver, raw, url, pid, args.rate, args.seconds, "s", loop
-                    )
+                    results["steady"] = await steady(producer, receiver, raw, url, pid, args.rate, args.seconds, "s")
                 finally:
                     await raw.stop()
                 log(f"steady: {results['steady']}")

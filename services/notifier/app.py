@@ -258,12 +258,13 @@ class NotifierWorker:
                 ready.append(partition)
         if ready:
             pending = [TopicPartition(NOTIFICATION_PENDING, p) for p in ready if p in self.deferred.holding.partitions]
-            ends = await self.consumer.end_offsets(pending) if pending else {}
-            sync = asyncio.create_task(self.ledger.sync(), name="ledger-sync")
             for partition in ready:
                 del self.events_gates[partition]
-            for tp in pending:
-                self._syncing[tp.partition] = (ends[tp], sync)
+            if pending:
+                ends = await self.consumer.end_offsets(pending)
+                sync = asyncio.create_task(self.ledger.sync(), name="ledger-sync")
+                for tp in pending:
+                    self._syncing[tp.partition] = (ends[tp], sync)
         opened = [p for p, (_, sync) in self._syncing.items() if sync.done()]
         for partition in opened:
             end, _ = self._syncing.pop(partition)
