@@ -12,6 +12,7 @@ Then timer lateness (level 2 and 3 steps: decided at vs due at) and each worker'
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -21,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from services.benchmark import baselines, measure, report
+from services.benchmark import baselines, cpu, measure, report
 from services.benchmark.load import BatchLoad
 from services.benchmark.receiver import PageReceiver
 from services.chaos.cluster import SERVICES, Cluster, Ports, start_workers
@@ -107,6 +108,7 @@ async def run(opts: Options, stack: LocalStack, echo: Any = print) -> dict[str, 
     result: dict[str, Any] = {
         "run": run_id,
         "machine": machine(),
+        "machine_cpus": os.cpu_count(),
         "commit": git_head(),
         "workers": opts.workers,
         "options": {k: str(v) for k, v in asdict(opts).items()},
@@ -132,8 +134,13 @@ async def run(opts: Options, stack: LocalStack, echo: Any = print) -> dict[str, 
             echo(f"latency phase: {opts.latency_rate:g} events/s for {opts.latency_seconds:g} s ...")
             lat_load = BatchLoad(intake, opts.latency_rate, services, opts.seed)
             t_lat = time.time()
+            cpu_before = cpu.read(stack, SERVICES, opts.workers)
             await lat_load.run(opts.latency_seconds, t_lat)
             await _until(lambda: set(lat_load.figures.triggered_at) <= set(receiver.first), 120)
+            # Until every incident is paged: the CPU of the events' whole way, backlog included.
+            result["cpu_latency"] = cpu.usage(
+                cpu_before, cpu.read(stack, SERVICES, opts.workers), lat_load.figures.accepted
+            )
             matched = [
                 (sent - t_lat, (receiver.first[i] - sent) * 1000)
                 for i, sent in lat_load.figures.triggered_at.items()
@@ -157,8 +164,12 @@ async def run(opts: Options, stack: LocalStack, echo: Any = print) -> dict[str, 
             started_m = time.monotonic()
             started_w = time.time()
             sampling = asyncio.create_task(sampler.run(started_m))
+            cpu_before = cpu.read(stack, SERVICES, opts.workers)
             await load.run(opts.duration, started_w)
             elapsed = time.monotonic() - started_m
+            result["cpu_sustained"] = cpu.usage(
+                cpu_before, cpu.read(stack, SERVICES, opts.workers), load.figures.accepted
+            )
             await sampler.look(started_m)
             sampling.cancel()
             samples = sampler.samples
@@ -210,6 +221,8 @@ async def _until(condition: Any, timeout: float) -> bool:
 
 def _table(r: dict[str, Any]) -> list[dict[str, str]]:
     raw, s, lat, late = r["raw"], r["sustained"], r["latency"], r["timer_lateness"]
+    cl, cs, cpus = r["cpu_latency"], r["cpu_sustained"], r["machine_cpus"]
+    per_event = cl["total"]["ms_per_event"]
     growth = s["lag_growth"]
     grew = ", ".join(f"{k} {v:+,}" for k, v in growth.items()) if growth else "n/a"
     mem = ", ".join(f"{k} {v:,.0f}" for k, v in r["peak_memory_mib"].items())
@@ -265,4 +278,21 @@ def _table(r: dict[str, Any]) -> list[dict[str, str]]:
             "target": "-",
         },
         {"figure": "peak memory per worker (MiB)", "measured": mem, "baseline": "-", "target": "-"},
+        {
+            "figure": f"CPU per accepted event, latency phase until all paged (total {per_event:.2f} ms: "
+            f"{per_event:.2f} cores at 1,000 events/s, {5 * per_event:.1f} at 5,000; this machine has {cpus})",
+            "measured": _cpu(cl),
+            "baseline": "-",
+            "target": "-",
+        },
+        {
+            "figure": f"CPU cores used in the sustained phase (total {cs['total']['cores']:.2f} of {cpus})",
+            "measured": ", ".join(f"{k} {v['cores']:.2f}" for k, v in cs.items() if k != "total"),
+            "baseline": "-",
+            "target": "-",
+        },
     ]
+
+
+def _cpu(usage: dict[str, dict[str, float]]) -> str:
+    return ", ".join(f"{k} {v['ms_per_event']:.3f} ms" for k, v in usage.items() if k != "total")

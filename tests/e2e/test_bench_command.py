@@ -43,4 +43,10 @@ def test_a_short_bench_run_measures_every_figure(tmp_path: Path) -> None:
     assert sustained["refused"] == 0
     assert sustained["audit_rows_per_s"] > 0
     assert set(result["peak_memory_mib"]) == {"intake", "escalator", "notifier", "audit"}
-    assert len(result["table"]) == 8
+    # Every part of the pipeline was seen working, and what an event costs each one is reported.
+    parts = {"intake", "escalator", "notifier", "audit", "kafka", "postgres", "bench"}
+    for phase in ("cpu_latency", "cpu_sustained"):
+        assert set(result[phase]) == parts | {"total"}
+        assert all(result[phase][p]["cores"] > 0 for p in parts), result[phase]
+    assert result["cpu_latency"]["total"]["ms_per_event"] > result["cpu_latency"]["escalator"]["ms_per_event"] > 0
+    assert len(result["table"]) == 10
