@@ -113,6 +113,13 @@ class AuditSettings(CommonSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     audit_checkpoint_seconds: float = Field(60.0, gt=0, description="How often a signed checkpoint is written.")
+    audit_batch_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=5000,
+        description="Longest the broker holds the audit's fetch to fill a batch (0: answer at once). "
+        "Fewer, larger transactions when the audit keeps up; rows reach the log at most this much later.",
+    )
     console_intake_url: str | None = Field(
         None,
         description="Base URL of the intake the web console forwards operator actions to "

@@ -81,7 +81,13 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         publisher = Publisher.owning(lambda: make_producer(settings.kafka_bootstrap_servers, "audit"))
         await publisher.start()
         store = AuditStore(pool)
-        ingestor = AuditIngestor(settings.kafka_bootstrap_servers, store, publisher, settings.audit_consumer_group)
+        ingestor = AuditIngestor(
+            settings.kafka_bootstrap_servers,
+            store,
+            publisher,
+            settings.audit_consumer_group,
+            batch_wait_ms=settings.audit_batch_wait_ms,
+        )
         await ingestor.start()
         stop = asyncio.Event()
         checkpoints = (

@@ -16,6 +16,7 @@ from shared.topics import ALL_TOPICS
 
 log = get_logger("audit")
 CONSUMER = "audit"
+FETCH_MIN_BYTES = 256 * 1024
 
 ROWS = Counter("audit_rows_inserted_total", "Rows inserted into the audit log")
 DUPLICATES = Counter("audit_duplicates_total", "Messages already in the audit log (redelivered)")
@@ -40,7 +41,9 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
 class AuditIngestor:
     """Consumes all topics and writes them, with their offsets, in one transaction per batch."""
 
-    def __init__(self, bootstrap: str, store: AuditStore, publisher: Publisher, group: str = CONSUMER) -> None:
+    def __init__(
+        self, bootstrap: str, store: AuditStore, publisher: Publisher, group: str = CONSUMER, batch_wait_ms: int = 100
+    ) -> None:
         self.group = group
         self.store = store
         self.publisher = publisher
@@ -51,6 +54,11 @@ class AuditIngestor:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",  # the escalator writes in transactions
+            # The broker answers a fetch once it has FETCH_MIN_BYTES or `batch_wait_ms` passed: when
+            # the audit keeps up, a poll then carries that long's records in one transaction, not
+            # a few records each (fewer transactions for PostgreSQL, fewer fetches for the broker).
+            fetch_min_bytes=FETCH_MIN_BYTES if batch_wait_ms else 1,
+            fetch_max_wait_ms=max(1, batch_wait_ms),
         )
         self._stopping = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -100,12 +108,18 @@ class AuditIngestor:
                         self.consumer.seek(tp, records[0].offset)
 
     async def _store(self, batches: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
-        """Write each partition's records with its offset, partitions concurrently (one transaction each)."""
-        writes = []
+        """Write a poll's records of every partition with their offsets in one transaction.
+
+        One transaction per poll, not one per partition: when the audit keeps up, a poll holds a few
+        records of many partitions, and a transaction each cost PostgreSQL more than the rows did
+        (`escalation bench` at 100 events/s: 0.34 cores of PostgreSQL for 300 rows/s). Chains and
+        offset rows are locked in sorted order, so two workers during a rebalance cannot deadlock.
+        """
+        rows: list[Record] = []
+        offsets: dict[tuple[str, int], int] = {}
         for tp, records in batches.items():
             if not records:
                 continue
-            rows: list[Record] = []
             for rec in records:
                 try:
                     env = decode(rec.value, check_payload=False)
@@ -113,19 +127,12 @@ class AuditIngestor:
                     await self._dead_letter(rec, str(exc))
                     continue
                 rows.append(Record(rec.topic, rec.partition, rec.offset, env))
-            writes.append((rows, {(tp.topic, tp.partition): records[-1].offset + 1}))
-        # Partitions touch disjoint chains and offset rows, so their transactions neither wait on
-        # nor deadlock with each other; PostgreSQL works on one while Python hashes the next.
-        results = await asyncio.gather(
-            *(self.store.write_batch(self.group, rows, offsets) for rows, offsets in writes), return_exceptions=True
-        )
-        failures = [r for r in results if isinstance(r, BaseException)]
-        for (rows, _), result in zip(writes, results, strict=True):
-            if isinstance(result, int):
-                ROWS.inc(result)
-                DUPLICATES.inc(len(rows) - result)
-        if failures:
-            raise failures[0]  # the loop re-reads the batch; partitions already stored skip by offset
+            offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
+        if not offsets:
+            return
+        inserted = await self.store.write_batch(self.group, rows, offsets)  # the loop re-reads on error
+        ROWS.inc(inserted)
+        DUPLICATES.inc(len(rows) - inserted)
 
     async def _dead_letter(self, rec: ConsumerRecord, reason: str) -> None:
         DEAD_LETTERS.inc()

@@ -196,7 +196,7 @@ class AuditStore:
             for r in await conn.fetch(
                 "SELECT topic, partition, next_offset FROM consumer_offsets"
                 " WHERE consumer = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))"
-                " FOR UPDATE",
+                " ORDER BY topic, partition FOR UPDATE",  # locked in one order by every writer
                 consumer,
                 [t for t, _ in partitions],
                 [p for _, p in partitions],
@@ -237,7 +237,7 @@ class AuditStore:
             touched = {r.envelope.incident_id for r in new if r.envelope.incident_id is not None}
             if touched:  # delivered when (and only if) the transaction commits
                 await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, changes_payload(touched))
-        moved = {tp: o for tp, o in offsets.items() if o > stored.get(tp, -1)}
+        moved = {tp: offsets[tp] for tp in sorted(offsets) if offsets[tp] > stored.get(tp, -1)}
         if moved:
             await conn.execute(
                 "INSERT INTO consumer_offsets (consumer, topic, partition, next_offset)"
