@@ -6,6 +6,7 @@ the `actor` of the body. Acknowledge and resolve also take the signed links of n
 """
 
 # No `from __future__ import annotations` (FastAPI reads these signatures).
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -32,6 +33,8 @@ from shared.auth import Principal, Role
 from shared.http import PROBLEM_JSON, problem, rule_problem
 
 RESPONDERS = frozenset({Role.RESPONDER})
+# Longest an unknown incident id waits for the directory to read up to the topic's end.
+SYNC_TIMEOUT = 5.0
 
 
 class ActorBody(BaseModel):
@@ -90,7 +93,7 @@ def operator_router(intake: Intake, directory: IncidentDirectory) -> APIRouter:
     responder = Depends(intake.access.dependency(Role.RESPONDER))
 
     async def act(incident_id: uuid.UUID, who: Principal, action: str, body: ActorBody) -> Response:
-        key = key_or_problem(incident_id)
+        key = await key_or_problem(incident_id)
         if isinstance(key, Response):
             return key
         service, _, dedup = key.partition("/")
@@ -110,10 +113,15 @@ def operator_router(intake: Intake, directory: IncidentDirectory) -> APIRouter:
         accepted = Accepted(event_id=result[0].event_id, incident_key=key, dedup_key=dedup)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
 
-    def key_or_problem(incident_id: uuid.UUID) -> str | Response:
+    async def key_or_problem(incident_id: uuid.UUID) -> str | Response:
         try:
             key = directory.key_of(incident_id)
-        except NotReady:
+            if key is None:
+                # The directory reads in batches: an incident opened a moment ago (its page just
+                # sent) may not be learnt yet. Read up to the topic's end before saying 404.
+                await asyncio.wait_for(directory.sync(), SYNC_TIMEOUT)
+                key = directory.key_of(incident_id)
+        except (NotReady, TimeoutError):
             return problem(503, "Incident history loading", "retry shortly", headers={"Retry-After": "2"})
         if key is None:
             return problem(404, "Unknown incident", f"no incident {incident_id} was opened")
@@ -149,7 +157,7 @@ def operator_router(intake: Intake, directory: IncidentDirectory) -> APIRouter:
             who = link_principal(intake.links, action, incident_id, link, datetime.now(UTC))
         except LinkRefused as exc:
             return exc.page() if wants_html(request) else exc.response()
-        key = key_or_problem(incident_id)
+        key = await key_or_problem(incident_id)
         if isinstance(key, Response):
             return error_page(key) if wants_html(request) else key
         return confirmation_page(action, incident_id, who, key)

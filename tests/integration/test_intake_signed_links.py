@@ -152,3 +152,24 @@ async def test_without_a_link_secret_links_are_refused_by_name(kafka_bootstrap: 
         refused = await client.post(url)
         assert refused.status_code == 403
         assert "LINK_SECRET" in refused.json()["detail"]
+
+
+async def test_an_incident_opened_a_moment_ago_is_found_at_once(
+    intake: httpx.AsyncClient, kafka_bootstrap: str
+) -> None:
+    """The directory reads in batches; a lookup that misses reads up to the topic's end first."""
+    headers = {"Authorization": f"Bearer {RESPONDER}"}
+    first = await _open_incident(kafka_bootstrap, "found-first")
+
+    async def ready() -> httpx.Response | None:
+        response = await intake.post(f"/v1/incidents/{first}/acknowledge", headers=headers)
+        return None if response.status_code == 503 else response  # 503 while the history loads
+
+    assert (await eventually(ready, timeout=30, what="the directory to load")).status_code == 202
+    # Opened just now, acknowledged at once (a responder acting on the page that just arrived).
+    fresh = await _open_incident(kafka_bootstrap, "found-at-once")
+    answer = await intake.post(f"/v1/incidents/{fresh}/acknowledge", headers=headers)
+    assert answer.status_code == 202, answer.text
+    unknown = await intake.post(f"/v1/incidents/{uuid.uuid4()}/acknowledge", headers=headers)
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"].startswith("application/problem+json")
