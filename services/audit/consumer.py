@@ -112,8 +112,9 @@ class AuditIngestor:
 
         One transaction per poll, not one per partition: when the audit keeps up, a poll holds a few
         records of many partitions, and a transaction each cost PostgreSQL more than the rows did
-        (`escalation bench` at 100 events/s: 0.34 cores of PostgreSQL for 300 rows/s). Chains and
-        offset rows are locked in sorted order, so two workers during a rebalance cannot deadlock.
+        (`escalation bench` at 100 events/s: 0.34 cores of PostgreSQL for 300 rows/s). Offset rows
+        and chain heads are locked in sorted order: two workers that share partitions for a moment
+        during a rebalance wait for each other; a transaction that fails anyway is read again.
         """
         rows: list[Record] = []
         offsets: dict[tuple[str, int], int] = {}
