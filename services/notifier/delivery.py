@@ -74,6 +74,7 @@ class Throttle:
     def __init__(self, channel_rate: float, target_rate: float) -> None:
         self._channels = TokenBuckets(channel_rate, max(1.0, channel_rate))
         self._targets = TokenBuckets(target_rate, max(1.0, 2 * target_rate))
+        self._queues = KeyLocks()  # the sends waiting for one address, in the order they came
 
     def wait(self, channel: str, address: str) -> float | None:
         """None when one more send on `channel` to `address` is within both limits (and counted it), else
@@ -84,16 +85,22 @@ class Throttle:
             wait = self._targets.take(f"{channel}:{address}", now)
             if wait is not None:
                 self._channels.refund(channel)
-        if wait is not None:
-            THROTTLED.labels(channel).inc()
         return wait
 
     async def turn(self, channel: str, address: str) -> None:
-        """Return when one more send on `channel` to `address` is within both limits."""
-        wait = self.wait(channel, address)
-        while wait is not None:
-            await asyncio.sleep(wait)  # the bucket's refill time, not a guess
+        """Return when one more send on `channel` to `address` is within both limits.
+
+        The sends held back for one address queue in order, and only the first of them looks at the
+        buckets. Before, each of them slept until the next token and all woke together: a storm of
+        N pages to one throttled webhook cost N wakeups a token (an idle notifier with a few hundred
+        retries queued for a dead receiver used half a core).
+        """
+        THROTTLED.labels(channel).inc()
+        async with self._queues.hold(f"{channel}:{address}"):
             wait = self.wait(channel, address)
+            while wait is not None:
+                await asyncio.sleep(wait)  # the bucket's refill time, not a guess
+                wait = self.wait(channel, address)
 
 
 def reached_at(env: Envelope, step: ev.EscalationStepReached) -> datetime:
