@@ -24,6 +24,11 @@ BATCH_FAILURES = Counter("audit_batch_failures_total", "Batches not stored (data
 DEAD_LETTERS = Counter("audit_dead_letters_total", "Unreadable messages sent to the dead-letter topic")
 
 
+def _stage(topic: str) -> int:
+    """Where a topic comes in the pipeline: commands, then escalation events, then results."""
+    return ALL_TOPICS.index(topic) if topic in ALL_TOPICS else len(ALL_TOPICS)
+
+
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
     """On assignment, continue from the offsets stored in PostgreSQL, not Kafka's."""
 
@@ -118,7 +123,10 @@ class AuditIngestor:
         """
         rows: list[Record] = []
         offsets: dict[tuple[str, int], int] = {}
-        for tp, records in batches.items():
+        # Rows are numbered (seq) in the order written. A poll may hold a command and the events it
+        # caused, and the events' results: writing the topics in the pipeline's order puts each
+        # cause before its effects, as the log read in seq order (search, export) shows them.
+        for tp, records in sorted(batches.items(), key=lambda item: (_stage(item[0].topic), item[0].partition)):
             if not records:
                 continue
             for rec in records:

@@ -16,6 +16,7 @@ from services.audit.store import AuditStore, Record
 from shared import events as ev
 from shared.envelope import new_envelope
 from shared.kafka import Publisher, make_producer
+from shared.topics import ESCALATION_EVENTS, INCIDENT_COMMANDS, NOTIFICATION_RESULTS
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +80,27 @@ async def test_a_poll_of_many_partitions_is_written_in_one_transaction(
     await ingestor._store(poll)
     assert len(store.batches) == 2
     assert await pool.fetchval("SELECT count(*) FROM audit_log WHERE topic = $1", topic) == 24
+
+
+async def test_a_poll_is_written_in_the_pipelines_order_so_causes_come_first(
+    pool: asyncpg.Pool, kafka_bootstrap: str
+) -> None:
+    store = CountingStore(pool)
+    publisher = Publisher.owning(lambda: make_producer(kafka_bootstrap, "it-batching"))
+    ingestor = AuditIngestor(kafka_bootstrap, store, publisher, group="it-order")
+    # The poll lists the results first, then the events, then the commands that caused them.
+    poll = {
+        TopicPartition(NOTIFICATION_RESULTS, 2): [_record(NOTIFICATION_RESULTS, 2, 0)],
+        TopicPartition(ESCALATION_EVENTS, 5): [_record(ESCALATION_EVENTS, 5, 0), _record(ESCALATION_EVENTS, 5, 1)],
+        TopicPartition(INCIDENT_COMMANDS, 7): [_record(INCIDENT_COMMANDS, 7, 0)],
+        TopicPartition(INCIDENT_COMMANDS, 1): [_record(INCIDENT_COMMANDS, 1, 0)],
+    }
+    await ingestor._store(poll)
+    rows = await pool.fetch("SELECT topic, kafka_partition, kafka_offset FROM audit_log ORDER BY seq")
+    assert [(r["topic"], r["kafka_partition"], r["kafka_offset"]) for r in rows] == [
+        (INCIDENT_COMMANDS, 1, 0),
+        (INCIDENT_COMMANDS, 7, 0),
+        (ESCALATION_EVENTS, 5, 0),
+        (ESCALATION_EVENTS, 5, 1),
+        (NOTIFICATION_RESULTS, 2, 0),
+    ]
